@@ -1,0 +1,37 @@
+#include "common/slice.h"
+
+int slice_has_token(slice_t list, const char *token)
+{
+    size_t i = 0;
+    while (i < list.len) {
+        while (i < list.len && (list.ptr[i] == ' ' || list.ptr[i] == '\t' || list.ptr[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < list.len && list.ptr[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (list.ptr[end - 1] == ' ' || list.ptr[end - 1] == '\t'))
+            end--;
+        if (slice_case_eq((slice_t){list.ptr + start, end - start}, token))
+            return 1;
+    }
+    return 0;
+}
+
+int slice_to_u64(slice_t s, unsigned long long max, unsigned long long *out)
+{
+    if (s.len == 0 || s.len > 20)
+        return -1;
+    unsigned long long v = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c < '0' || c > '9')
+            return -1;
+        unsigned d = c - '0';
+        if (v > (max - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
