@@ -6,17 +6,18 @@
 #   make fuzz       libFuzzer targets (clang) into build/fuzz/; FUZZ_SECONDS=N runs each for N s
 #   make bench      the performance table
 # Sources are found by wildcard: a new module is a new file, not a Makefile edit.
+# wslay and mbedtls ship no pkg-config file in Debian; they are named directly.
 
 CC      ?= cc
 SAN     ?= 0
-PKGS    := libuv wslay hiredis jansson liboath libqrencode libpng libcrypt libpq
+PKGS    := libuv hiredis jansson liboath libqrencode libpng libcrypt libpq
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -I. -I$(LLHTTP_INC) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmbedtls -lmbedx509 -lmbedcrypto -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lmbedtls -lmbedx509 -lmbedcrypto -lm
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -33,15 +34,17 @@ PROXY_SRC   := $(wildcard remote-proxy/*.c)
 AGENT_SRC   := $(wildcard test/edge-agent/*.c)
 UNIT_SRC    := $(wildcard test/unit/test_*.c)
 FUZZ_SRC    := $(wildcard test/fuzz/fuzz_*.c)
+SUPPORT_SRC := $(wildcard test/support/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 LLHTTP_OBJ  := $(patsubst $(LLHTTP_SRC)/%.c,$(BUILD)/llhttp/%.o,$(wildcard $(LLHTTP_SRC)/*.c))
 UNIT_BIN    := $(patsubst test/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
+SUPPORT_BIN := $(patsubst test/support/%.c,bin/test/%,$(SUPPORT_SRC))
 
 BINS := bin/api-server bin/remote-proxy $(if $(AGENT_SRC),bin/edge-agent)
 
 .PHONY: all clean test run bench fuzz unit deps format lint FORCE
-all: $(BINS) $(UNIT_BIN)
+all: $(BINS) $(UNIT_BIN) $(SUPPORT_BIN)
 
 # bin/ is shared by every build flavour; this stamp relinks it when the flavour changes.
 $(BUILD)/.flavour: FORCE
@@ -71,7 +74,13 @@ bin/remote-proxy: $(call obj,$(PROXY_SRC)) $(LIB) bin/.flavour
 bin/edge-agent: $(call obj,$(AGENT_SRC)) $(LIB) bin/.flavour
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 
+# Programs the integration tests drive (a test HTTP server, ...): one .c each.
+bin/test/%: $(BUILD)/test/support/%.o $(LIB) bin/.flavour
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
+
 $(BUILD)/unit/%: $(BUILD)/test/unit/%.o $(LIB)
+	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BIN)

@@ -1,0 +1,90 @@
+#include "api-server/app.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "api-server/routes.h"
+#include "common/daemon.h"
+#include "common/log.h"
+#include "common/ops.h"
+
+/* In-flight requests get this long to finish after SIGTERM (Kubernetes allows 30 s). */
+#define SHUTDOWN_GRACE_MS 10000
+
+api_app_t *api_app(const http_request_t *req)
+{
+    return http_server_data(http_request_server(req));
+}
+
+static void on_redis_closed(void *arg)
+{
+    (void)arg;
+}
+
+static void on_db_closed(void *arg)
+{
+    (void)arg;
+}
+
+static void on_http_closed(void *arg)
+{
+    api_app_t *app = arg;
+    log_info("api.http_closed", "server=api");
+    /* Requests still waiting on PostgreSQL or Redis are answered by the errors that closing
+     * the clients delivers; the server itself is freed with the last of them. */
+    pgpool_close(app->db, on_db_closed, app);
+    redis_close(app->redis, on_redis_closed, app);
+    http_server_free(app->http);
+    daemon_signals_stop();
+}
+
+static void on_stop(void *arg, int signum)
+{
+    api_app_t *app = arg;
+    (void)signum;
+    app->stopping = 1;
+    http_server_shutdown(app->http, SHUTDOWN_GRACE_MS, on_http_closed, app);
+}
+
+int api_serve(const api_config_t *cfg)
+{
+    api_app_t app;
+    memset(&app, 0, sizeof(app));
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    app.loop = &loop;
+    app.cfg = cfg;
+    ops_set_internal_token(cfg->internal_token);
+    if (cfg->dev)
+        log_warn("api.dev_mode", "note=\"EDGEGATE_DEV=1: non-Secure cookies and http:// issuers "
+                                 "allowed; never in production\"");
+
+    app.db = pgpool_new(&loop, cfg->database_url, NULL);
+    redis_options ropts = {0};
+    app.redis = redis_new(&loop, cfg->redis_url, &ropts);
+    if (app.db == NULL || app.redis == NULL) {
+        log_error("api.start_failed", "reason=%s", app.db == NULL ? "database" : "redis");
+        return 1;
+    }
+    size_t nroutes;
+    const http_route_t *routes = api_routes(&nroutes);
+    if (api_routes_check(routes, nroutes) < 0)
+        return 1;
+    http_server_config_t hc = {.name = "api", .data = &app, .dispatch = api_dispatch,
+                               .access_log = 1};
+    app.http = http_server_new(&loop, &hc, routes, nroutes);
+    if (app.http == NULL) {
+        log_error("api.start_failed", "reason=routes");
+        return 1;
+    }
+    int rc = http_server_listen(app.http, cfg->listen);
+    if (rc < 0) {
+        log_error("api.listen_failed", "addr=%s err=%s", cfg->listen, uv_strerror(rc));
+        return 1;
+    }
+    log_info("api.listening", "addr=%s port=%d", cfg->listen, http_server_port(app.http));
+    daemon_signals_start(&loop, on_stop, &app);
+    int leaked = daemon_run_loop(&loop);
+    log_info("api.stopped", "clean=%d", !leaked);
+    return leaked ? 1 : 0;
+}

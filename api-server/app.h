@@ -1,0 +1,29 @@
+/*
+ * app: the api-server process — its loop, dependencies, HTTP server and route table — and the
+ * handlers' view of it. Handlers reach the app through api_app(req).
+ */
+#ifndef EDGEGATE_API_APP_H
+#define EDGEGATE_API_APP_H
+
+#include <uv.h>
+
+#include "api-server/config.h"
+#include "common/http_server.h"
+#include "common/pgpool.h"
+#include "common/redis.h"
+
+typedef struct api_app {
+    uv_loop_t *loop;
+    const api_config_t *cfg;
+    pgpool *db;
+    redis *redis;
+    http_server_t *http;
+    int stopping;
+} api_app_t;
+
+/* Serves until SIGTERM/SIGINT; returns the process exit status. */
+int api_serve(const api_config_t *cfg);
+
+api_app_t *api_app(const http_request_t *req);
+
+#endif

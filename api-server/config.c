@@ -1,0 +1,83 @@
+#include "api-server/config.h"
+
+#include <string.h>
+
+#include "common/config.h"
+#include "common/pgpool.h"
+#include "common/redis.h"
+
+static const char *check_database_url(const char *v)
+{
+    char err[160];
+    return pgpool_check_conninfo(v, err, sizeof(err)) == 0
+               ? NULL
+               : "expected a libpq URI (postgresql://user@host:port/db) or key=value string";
+}
+
+static const char *check_origin(const char *v)
+{
+    const char *why = cfg_check_http_url(v);
+    if (why != NULL)
+        return why;
+    const char *host = strstr(v, "://") + 3;
+    if (strchr(host, '/') != NULL)
+        return "an origin is scheme://host[:port] with no path (no trailing slash)";
+    return NULL;
+}
+
+/* The Redis module's own parser, so that what passes here is what it connects to. */
+static const char *check_redis_url(const char *v)
+{
+    return redis_url_error(v);
+}
+
+static const cfg_var_t vars[] = {
+    {"EDGEGATE_DATABASE_URL", NULL, CFG_REQUIRED | CFG_SECRET, check_database_url,
+     "PostgreSQL connection (libpq URI or conninfo)"},
+    {"EDGEGATE_REDIS_URL", "redis://127.0.0.1:6379/0", CFG_SECRET, check_redis_url,
+     "Redis: redis://[:password@]host:port/db or unix:///path"},
+    {"EDGEGATE_INTERNAL_TOKEN", NULL, CFG_REQUIRED | CFG_SECRET, cfg_check_secret32,
+     "shared secret for remote-proxy's internal API and /metrics (>= 32 bytes)"},
+    {"EDGEGATE_API_LISTEN", "0.0.0.0:3721", 0, cfg_check_listen, "address of the API"},
+    {"EDGEGATE_INTERNAL_URL", "http://127.0.0.1:3801", 0, cfg_check_http_url,
+     "remote-proxy internal API when no tunnel route names one"},
+    {"EDGEGATE_PUBLIC_ORIGIN", NULL, CFG_REQUIRED, check_origin,
+     "public origin of the API (cookies, CSRF check, OIDC redirect), e.g. https://edge.example.com"},
+    {"EDGEGATE_SESSION_SECRET", NULL, CFG_REQUIRED | CFG_SECRET, cfg_check_secret32,
+     "HMAC key of session cookies (>= 32 bytes)"},
+    {"EDGEGATE_MFA_KEY", NULL, CFG_REQUIRED | CFG_SECRET, cfg_check_key32_b64,
+     "AES-256-GCM key of TOTP secrets at rest (base64 of 32 bytes)"},
+    {"EDGEGATE_DEV", "0", 0, cfg_check_bool,
+     "1 allows non-Secure cookies and http:// issuers (development only)"},
+    {"EDGEGATE_LOG_LEVEL", "info", 0, cfg_check_log_level, "debug, info, warn or error"},
+};
+#define NVARS (sizeof(vars) / sizeof(vars[0]))
+
+int api_config_load(api_config_t *cfg, FILE *err)
+{
+    const char *v[NVARS];
+    if (cfg_load(vars, NVARS, v, err) < 0)
+        return -1;
+    cfg->database_url = cfg_get(vars, NVARS, v, "EDGEGATE_DATABASE_URL");
+    cfg->redis_url = cfg_get(vars, NVARS, v, "EDGEGATE_REDIS_URL");
+    cfg->internal_token = cfg_get(vars, NVARS, v, "EDGEGATE_INTERNAL_TOKEN");
+    cfg->listen = cfg_get(vars, NVARS, v, "EDGEGATE_API_LISTEN");
+    cfg->internal_url = cfg_get(vars, NVARS, v, "EDGEGATE_INTERNAL_URL");
+    cfg->public_origin = cfg_get(vars, NVARS, v, "EDGEGATE_PUBLIC_ORIGIN");
+    cfg->session_secret = cfg_get(vars, NVARS, v, "EDGEGATE_SESSION_SECRET");
+    cfg->mfa_key_b64 = cfg_get(vars, NVARS, v, "EDGEGATE_MFA_KEY");
+    cfg->dev = strcmp(cfg_get(vars, NVARS, v, "EDGEGATE_DEV"), "1") == 0;
+    cfg->log_level = cfg_get(vars, NVARS, v, "EDGEGATE_LOG_LEVEL");
+    return 0;
+}
+
+void api_config_help(FILE *out)
+{
+    cfg_print_help(out,
+                   "usage: api-server [COMMAND]\n\n"
+                   "Commands:\n"
+                   "  (none)                  serve the API\n"
+                   "  migrate [--dir DIR]     apply sql/NNN_*.sql migrations in order, once\n"
+                   "  --help                  this text",
+                   vars, NVARS);
+}

@@ -1,0 +1,60 @@
+/* api-server: REST + WebSocket API of edgegate. See README.md and ../shared/DESIGN.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api-server/app.h"
+#include "api-server/config.h"
+#include "api-server/migrate.h"
+#include "common/log.h"
+#include "common/pgpool.h"
+
+static int cmd_migrate(int argc, char **argv)
+{
+    const char *dir = api_migrations_dir();
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
+            dir = argv[++i];
+        } else {
+            fprintf(stderr, "usage: api-server migrate [--dir DIR]\n");
+            return 2;
+        }
+    }
+    /* Only the database is needed: a migration job should not have to hold the other secrets. */
+    const char *url = getenv("EDGEGATE_DATABASE_URL");
+    char err[160];
+    if (url == NULL || url[0] == '\0') {
+        fprintf(stderr, "config: EDGEGATE_DATABASE_URL is required\n");
+        return 2;
+    }
+    if (pgpool_check_conninfo(url, err, sizeof(err)) < 0) {
+        fprintf(stderr, "config: EDGEGATE_DATABASE_URL is invalid: %s\n", err);
+        return 2;
+    }
+    return api_migrate(url, dir);
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+    if (cmd != NULL && (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+                        strcmp(cmd, "help") == 0)) {
+        api_config_help(stdout);
+        return 0;
+    }
+    if (cmd != NULL && strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc, argv);
+    if (cmd != NULL) {
+        fprintf(stderr, "api-server: unknown command '%s' (see --help)\n", cmd);
+        return 2;
+    }
+    api_config_t cfg;
+    if (api_config_load(&cfg, stderr) < 0) {
+        fprintf(stderr, "api-server: configuration invalid (see --help)\n");
+        return 2;
+    }
+    enum log_level level;
+    log_parse_level(cfg.log_level, &level);
+    log_init("api-server", level);
+    return api_serve(&cfg);
+}

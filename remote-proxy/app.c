@@ -1,0 +1,131 @@
+#include "remote-proxy/app.h"
+
+#include <string.h>
+
+#include "common/daemon.h"
+#include "common/http_json.h"
+#include "common/log.h"
+#include "common/ops.h"
+
+#define SHUTDOWN_GRACE_MS 10000
+
+proxy_app_t *proxy_app(const http_request_t *req)
+{
+    return http_server_data(http_request_server(req));
+}
+
+static void internal_only(http_request_t *req, const http_route_t *route)
+{
+    if (!ops_has_internal_token(req)) {
+        http_reply_error(req, 401, "UNAUTHORIZED", "The internal token is missing or wrong.");
+        return;
+    }
+    route->handler(req);
+}
+
+/* The internal API needs the token on every route but the probes. */
+static void internal_dispatch(http_request_t *req, const http_route_t *route)
+{
+    if (route->data != NULL) /* data marks a probe */
+        route->handler(req);
+    else
+        internal_only(req, route);
+}
+
+static void on_ping(void *arg, redisReply *reply, const char *error)
+{
+    http_request_t *req = arg;
+    if (error != NULL || reply->type == REDIS_REPLY_ERROR)
+        http_reply_json(req, 503, json_pack("{s:s,s:s}", "status", "unavailable", "redis",
+                                            error ? error : "error reply"));
+    else
+        http_reply_json(req, 200, json_pack("{s:s,s:s}", "status", "ready", "redis", "ok"));
+}
+
+static void readyz(http_request_t *req)
+{
+    if (redis_command(proxy_app(req)->redis, on_ping, req, "PING") < 0)
+        http_reply_error(req, 503, "SERVICE_UNAVAILABLE", "Redis is unavailable.");
+}
+
+static const char probe[] = "probe";
+
+static const http_route_t internal_routes[] = {
+    {"GET", "/healthz", ops_healthz, 0, probe},
+    {"GET", "/readyz", readyz, 0, probe},
+    {"GET", "/metrics", ops_metrics, 0, NULL},
+};
+
+static const http_route_t tunnel_routes[] = {
+    {"GET", "/healthz", ops_healthz, 0, probe},
+};
+
+static void on_redis_closed(void *arg)
+{
+    (void)arg;
+}
+
+static void on_server_closed(void *arg)
+{
+    proxy_app_t *app = arg;
+    if (--app->servers_open > 0)
+        return;
+    redis_close(app->redis, on_redis_closed, app);
+    http_server_free(app->tunnel);
+    http_server_free(app->internal);
+    daemon_signals_stop();
+}
+
+static void on_stop(void *arg, int signum)
+{
+    proxy_app_t *app = arg;
+    (void)signum;
+    http_server_shutdown(app->tunnel, SHUTDOWN_GRACE_MS, on_server_closed, app);
+    http_server_shutdown(app->internal, SHUTDOWN_GRACE_MS, on_server_closed, app);
+}
+
+static http_server_t *start_server(proxy_app_t *app, const char *name, const char *addr,
+                                   const http_route_t *routes, size_t n,
+                                   void (*dispatch)(http_request_t *, const http_route_t *))
+{
+    http_server_config_t hc = {.name = name, .data = app, .dispatch = dispatch, .access_log = 1};
+    http_server_t *s = http_server_new(app->loop, &hc, routes, n);
+    if (s == NULL)
+        return NULL;
+    int rc = http_server_listen(s, addr);
+    if (rc < 0) {
+        log_error("proxy.listen_failed", "server=%s addr=%s err=%s", name, addr, uv_strerror(rc));
+        return NULL;
+    }
+    log_info("proxy.listening", "server=%s addr=%s port=%d", name, addr, http_server_port(s));
+    return s;
+}
+
+int proxy_serve(const proxy_config_t *cfg)
+{
+    proxy_app_t app;
+    memset(&app, 0, sizeof(app));
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    app.loop = &loop;
+    app.cfg = cfg;
+    ops_set_internal_token(cfg->internal_token);
+    redis_options ropts = {0};
+    app.redis = redis_new(&loop, cfg->redis_url, &ropts);
+    if (app.redis == NULL) {
+        log_error("proxy.start_failed", "reason=redis");
+        return 1;
+    }
+    app.tunnel = start_server(&app, "tunnel", cfg->tunnel_listen, tunnel_routes,
+                              sizeof(tunnel_routes) / sizeof(tunnel_routes[0]), NULL);
+    app.internal = start_server(&app, "internal", cfg->internal_listen, internal_routes,
+                                sizeof(internal_routes) / sizeof(internal_routes[0]),
+                                internal_dispatch);
+    if (app.tunnel == NULL || app.internal == NULL)
+        return 1;
+    app.servers_open = 2;
+    daemon_signals_start(&loop, on_stop, &app);
+    int leaked = daemon_run_loop(&loop);
+    log_info("proxy.stopped", "clean=%d", !leaked);
+    return leaked ? 1 : 0;
+}
