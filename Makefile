@@ -44,6 +44,8 @@ SUPPORT_BIN := $(patsubst test/support/%.c,bin/test/%,$(SUPPORT_SRC))
 BINS := bin/api-server bin/remote-proxy $(if $(AGENT_SRC),bin/edge-agent)
 
 .PHONY: all clean test run bench fuzz unit deps format lint FORCE
+# Keep objects of programs that are built through pattern rules.
+.SECONDARY:
 all: $(BINS) $(UNIT_BIN) $(SUPPORT_BIN)
 
 # bin/ is shared by every build flavour; this stamp relinks it when the flavour changes.

@@ -629,7 +629,11 @@ static void pgconn_connected(struct pgconn *c)
     }
     c->state = PGCONN_IDLE;
     c->backoff_ms = PGPOOL_BACKOFF_MIN_MS;
-    log_info("pg.connected", "conn=%d server_version=%d", c->id, PQserverVersion(c->conn));
+    const char *host = PQhost(c->conn), *port = PQport(c->conn);
+    char qh[300];
+    log_info("pg.connected", "conn=%d host=%s port=%s server_version=%d", c->id,
+             log_quote(qh, sizeof(qh), host ? host : "", host ? strlen(host) : 0),
+             port ? port : "-", PQserverVersion(c->conn));
     pgpool_first_attempt_done(c, 1);
     pgconn_dispatch_next(c);
 }

@@ -27,6 +27,12 @@
  * server-side statement_timeout is set at connect, so the server normally gives up first and
  * answers SQLSTATE 57014 on a connection that stays usable.
  *
+ * Connection settings: the conninfo as given (URI or key=value, PG* environment variables as
+ * libpq reads them), plus "-c statement_timeout=N" appended to options, and, unless set,
+ * fallback_application_name=edgegate and gssencmode=disable (libpq's default probes Kerberos
+ * files inside PQconnectPoll). Host names are looked up with uv_getaddrinfo and passed as
+ * hostaddr, one entry per address, so libpq never resolves on the loop.
+ *
  * One loop, one thread: every function must be called on the loop's thread.
  */
 #ifndef EDGEGATE_PGPOOL_H

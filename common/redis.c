@@ -279,6 +279,7 @@ struct rconn {
     unsigned pending;         /* commands (cmd) or SUBSCRIBE confirmations (sub) outstanding */
     uint64_t last_progress;   /* loop time of the last reply, or of the first pending command */
     int handshake_left;
+    char target[128];            /* ip:port or socket path, for logs (never the credentials) */
     int dropping;                /* inside our redisAsyncFree(): onDisconnect is ours to ignore */
     const char *drop_reason;     /* the error pending callbacks get while we free the context */
     const char *handshake_error; /* AUTH/SELECT refused: drop on the next idle turn */
@@ -488,7 +489,8 @@ static void rconn_ready(struct rconn *c)
     c->state = RCONN_READY;
     c->backoff_ms = redis_backoff_min_ms;
     c->last_progress = uv_now(r->loop);
-    log_info("redis.connected", "conn=%s", c->name);
+    char q[160];
+    log_info("redis.connected", "conn=%s target=%s", c->name, redis_quote(q, sizeof(q), c->target));
     if (c == &r->cmd) {
         r->starting = 0;
         return;
@@ -567,6 +569,11 @@ static void rconn_start(struct rconn *c, const char *ip)
     const struct redis_url *u = &r->url;
     redisAsyncContext *ac = ip ? redisAsyncConnect(ip, u->port) : redisAsyncConnectUnix(u->path);
     c->attempt++;
+    if (ip != NULL)
+        snprintf(c->target, sizeof(c->target), "%s%s%s:%d", strchr(ip, ':') ? "[" : "", ip,
+                 strchr(ip, ':') ? "]" : "", u->port);
+    else
+        snprintf(c->target, sizeof(c->target), "%s", u->path);
     if (ac == NULL) {
         rconn_attempt_failed(c, "out of memory");
         return;

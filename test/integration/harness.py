@@ -194,7 +194,7 @@ class Daemon:
             self.log.close()
 
     def __enter__(self):
-        return self
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:

@@ -50,6 +50,19 @@ static void on_abort(http_request_t *req, void *arg)
     aborted_requests++;
 }
 
+static void on_timer_closed(uv_handle_t *h);
+
+/* A delayed answer nobody waits for any more: cancel the timer (so shutdown need not wait for
+ * it) and finish the request, as every handler must. */
+static void on_delay_abort(http_request_t *req, void *arg)
+{
+    delayed_t *d = arg;
+    aborted_requests++;
+    uv_timer_stop(&d->timer);
+    http_respond(req, 200, NULL, 0, "late\n", 5);
+    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+}
+
 static void on_timer_closed(uv_handle_t *h)
 {
     free(h->data);
@@ -74,7 +87,7 @@ static void delay(http_request_t *req)
 {
     delayed_t *d = calloc(1, sizeof(*d));
     d->req = req;
-    http_request_on_abort(req, on_abort, d);
+    http_request_on_abort(req, on_delay_abort, d);
     uv_timer_init(uv_default_loop(), &d->timer);
     d->timer.data = d;
     uv_timer_start(&d->timer, on_delay, (uint64_t)query_long(req, "ms", 100), 0);
