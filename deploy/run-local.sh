@@ -1,0 +1,78 @@
+#!/bin/sh
+# `make run`: a local edgegate for trying it out. PostgreSQL and Redis live under ./.run (kept
+# between runs, with generated secrets in ./.run/env); migrations are applied; both daemons run
+# in the foreground with their logs on this terminal. Ctrl-C stops everything.
+set -eu
+cd "$(dirname "$0")/.."
+RUN=${EDGEGATE_RUN_DIR:-$PWD/.run}
+PG_PORT=${EDGEGATE_RUN_PG_PORT:-55432}
+REDIS_PORT=${EDGEGATE_RUN_REDIS_PORT:-56379}
+API_PORT=${EDGEGATE_RUN_API_PORT:-3721}
+mkdir -p "$RUN"
+
+if [ ! -f "$RUN/env" ]; then
+	# Secrets made once per checkout, never committed (.run is ignored by git).
+	rand() { head -c "$1" /dev/urandom | base64 | tr -d '\n'; }
+	umask 077
+	cat >"$RUN/env" <<ENV
+EDGEGATE_INTERNAL_TOKEN=$(rand 36 | tr '+/' '-_')
+EDGEGATE_SESSION_SECRET=$(rand 48)
+EDGEGATE_MFA_KEY=$(rand 32)
+ENV
+	umask 022
+fi
+set -a
+. "$RUN/env"
+EDGEGATE_DATABASE_URL=postgresql://postgres@127.0.0.1:$PG_PORT/edgegate
+EDGEGATE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+EDGEGATE_API_LISTEN=127.0.0.1:$API_PORT
+EDGEGATE_PUBLIC_ORIGIN=http://127.0.0.1:$API_PORT
+EDGEGATE_TUNNEL_LISTEN=127.0.0.1:3800
+EDGEGATE_INTERNAL_LISTEN=127.0.0.1:3801
+EDGEGATE_INTERNAL_URL=http://127.0.0.1:3801
+EDGEGATE_DEV=1
+set +a
+
+pids=""
+stop_all() {
+	trap - INT TERM EXIT
+	echo
+	echo "== stopping"
+	for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in $pids; do wait "$p" 2>/dev/null || true; done
+	sh deploy/dev-services.sh stop "$RUN/svc" "$PG_PORT" "$REDIS_PORT" >/dev/null 2>&1 || true
+	echo "== stopped (data kept in $RUN)"
+}
+trap stop_all EXIT
+trap 'exit 0' INT TERM
+
+echo "== PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $RUN/svc)"
+sh deploy/dev-services.sh start "$RUN/svc" "$PG_PORT" "$REDIS_PORT"
+echo "== migrations"
+bin/api-server migrate --dir sql
+
+bin/remote-proxy & pids="$pids $!"
+bin/api-server & pids="$pids $!"
+
+i=0
+until curl -fsS "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1 &&
+	curl -fsS http://127.0.0.1:3801/healthz >/dev/null 2>&1; do
+	i=$((i + 1)); [ $i -lt 100 ] || { echo "the daemons did not start; see the log above"; exit 1; }
+	sleep 0.1
+done
+
+cat <<MSG
+
+== edgegate is running (Ctrl-C stops it)
+  api-server    http://127.0.0.1:$API_PORT
+  remote-proxy  tunnel ws://127.0.0.1:3800/tunnel, internal http://127.0.0.1:3801
+  secrets       $RUN/env
+
+Try:
+  curl -s http://127.0.0.1:$API_PORT/healthz
+  curl -s http://127.0.0.1:$API_PORT/readyz
+  curl -s -H "Authorization: Bearer \$(grep INTERNAL_TOKEN $RUN/env | cut -d= -f2-)" http://127.0.0.1:$API_PORT/metrics | head
+  curl -s http://127.0.0.1:3801/readyz
+
+MSG
+wait
