@@ -52,6 +52,7 @@ struct http_request {
     buf_t body;
     uint64_t start_ns;
     void *data;
+    void (*data_free)(void *);
     void (*abort_cb)(http_request_t *, void *);
     void *abort_arg;
     void (*drain_cb)(http_request_t *, void *);
@@ -577,6 +578,8 @@ static http_request_t *request_new(http_conn_t *c)
 static void request_release(http_request_t *req)
 {
     http_server_t *s = req->server;
+    if (req->data_free != NULL)
+        req->data_free(req->data);
     buf_free(&req->body);
     s->nrequests--;
     if (s->req_nfree < FREELIST_MAX && !s->shutting_down && !s->free_pending)
@@ -1337,9 +1340,12 @@ int http_request_aborted(const http_request_t *req)
     return req->conn == NULL;
 }
 
-void http_request_set_data(http_request_t *req, void *data)
+void http_request_set_data(http_request_t *req, void *data, void (*free_fn)(void *))
 {
+    if (req->data_free != NULL && req->data != data)
+        req->data_free(req->data);
     req->data = data;
+    req->data_free = free_fn;
 }
 
 void *http_request_data(const http_request_t *req)

@@ -106,8 +106,11 @@ const char *http_request_id(const http_request_t *req);
 /* The client went away (the response will be discarded). */
 int http_request_aborted(const http_request_t *req);
 
-/* A slot for the handler's own state, and a callback for when the client goes away. */
-void http_request_set_data(http_request_t *req, void *data);
+/*
+ * A slot for the dispatcher's or handler's own state (e.g. the signed-in principal). When
+ * free_fn is set it runs when the request is released, whoever finishes it and whenever.
+ */
+void http_request_set_data(http_request_t *req, void *data, void (*free_fn)(void *data));
 void *http_request_data(const http_request_t *req);
 void http_request_on_abort(http_request_t *req, void (*cb)(http_request_t *req, void *arg),
                            void *arg);

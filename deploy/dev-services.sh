@@ -3,7 +3,7 @@
 #
 #   dev-services.sh start   DIR PG_PORT REDIS_PORT   initdb if needed, start both, create the db
 #   dev-services.sh stop    DIR                       stop both (no error when not running)
-#   dev-services.sh stop-pg|start-pg|stop-redis|start-redis DIR [PG_PORT|REDIS_PORT]
+#   dev-services.sh stop-pg|start-pg DIR PG_PORT,  stop-redis|start-redis DIR REDIS_PORT
 #   dev-services.sh env     DIR PG_PORT REDIS_PORT   print EDGEGATE_DATABASE_URL / _REDIS_URL lines
 #
 # PostgreSQL refuses to run as root, so as root it runs as the `postgres` user (runuser); the
@@ -15,6 +15,7 @@ cmd=${1:?usage: dev-services.sh start|stop|env DIR [PG_PORT REDIS_PORT]}
 dir=${2:?missing DIR}
 pg_port=${3:-55432}
 redis_port=${4:-56379}
+case "$cmd" in start-redis | stop-redis) redis_port=${3:-56379} ;; esac
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 

@@ -74,18 +74,15 @@ def pg_stop():
 
 
 def pg_start():
-    subprocess.run(["sh", os.path.join(ROOT, "deploy/dev-services.sh"), "start-pg", SERVICES_DIR,
-                    PG_PORT, REDIS_PORT], check=True, stdout=subprocess.DEVNULL)
+    services("start-pg", PG_PORT)
 
 
 def redis_stop():
-    subprocess.run(["sh", os.path.join(ROOT, "deploy/dev-services.sh"), "stop-redis", SERVICES_DIR,
-                    PG_PORT, REDIS_PORT], check=True, stdout=subprocess.DEVNULL)
+    services("stop-redis", REDIS_PORT)
 
 
 def redis_start():
-    subprocess.run(["sh", os.path.join(ROOT, "deploy/dev-services.sh"), "start-redis", SERVICES_DIR,
-                    PG_PORT, REDIS_PORT], check=True, stdout=subprocess.DEVNULL)
+    services("start-redis", REDIS_PORT)
 
 
 def redis_pid():
