@@ -15,7 +15,8 @@ import subprocess
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.path.join(ROOT, "bin")
+# EDGEGATE_TEST_BIN: test binaries copied elsewhere (e.g. while other builds rewrite bin/).
+BIN = os.environ.get("EDGEGATE_TEST_BIN", os.path.join(ROOT, "bin"))
 WORK = os.environ.get("EDGEGATE_TEST_WORK", "/tmp")
 DATABASE_URL = os.environ.get("EDGEGATE_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("EDGEGATE_TEST_REDIS_URL", "")

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 
-from harness import BIN, WORK, TestFailure, build_request, check, eq, free_port, read_response, wait_until
+from harness import BIN, VALGRIND, WORK, TestFailure, build_request, check, eq, free_port, read_response, wait_until
 
 
 class TestServer:
@@ -17,9 +17,12 @@ class TestServer:
         self.port = free_port()
         self.log_path = os.path.join(WORK, f"http-test-server-{self.port}.log")
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([os.path.join(BIN, "test", "http_test_server"), str(self.port),
-                                      str(grace_ms), str(idle_ms)],
-                                     stdout=subprocess.PIPE, stderr=self.log)
+        argv = [os.path.join(BIN, "test", "http_test_server"), str(self.port), str(grace_ms),
+                str(idle_ms)]
+        if VALGRIND:
+            argv = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                    "--errors-for-leak-kinds=definite"] + argv
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log)
         line = self.proc.stdout.readline().decode()
         check(line.startswith("listening"), f"test server did not start: {line!r}")
 
