@@ -120,8 +120,13 @@ $(FUZZ_BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
 $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/test/fuzz/%.o $(FUZZ_LIBOBJ)
 	clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
+# Each target keeps its corpus in build/fuzz/corpus-NAME between runs.
 fuzz: $(FUZZ_BIN)
-	@if [ "$(FUZZ_SECONDS)" != 0 ]; then sh test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN); fi
+	@if [ "$(FUZZ_SECONDS)" != 0 ]; then for f in $(FUZZ_BIN); do \
+	  mkdir -p build/fuzz/corpus-$$(basename $$f); \
+	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build/fuzz/corpus-$$(basename $$f) \
+	    2>&1 | tail -n 3 || exit 1; done; fi
 
 format:
 	clang-format -i $(wildcard */*.c */*.h test/*/*.c test/*/*.h)

@@ -1,0 +1,491 @@
+#include "common/ws.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/sha1.h>
+#include <wslay/wslay.h>
+
+#include "common/crypto.h"
+#include "common/log.h"
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define DEFAULT_MAX_MESSAGE (64 * 1024)
+#define DEFAULT_HIGH_WATER (256 * 1024)
+/* A stream-mode frame may be as large as the peer likes: nothing is buffered per message. */
+#define STREAM_MAX_FRAME ((uint64_t)1 << 31)
+
+struct ws {
+    wslay_event_context_ptr ctx;
+    ws_options_t opts;
+    const ws_callbacks_t *cb;
+    void *arg;
+    const ws_transport_t *transport;
+    void *transport_arg;
+    http_conn_t *conn; /* server side */
+    const uint8_t *in;
+    size_t in_len;
+    size_t transport_queued;
+    uint8_t mask_pool[64];
+    size_t mask_left;
+    unsigned cur_text : 1;    /* the message being received is text */
+    unsigned text_refused : 1;
+    unsigned closing : 1;     /* close frame queued or transport closing */
+    unsigned closed : 1;      /* transport closed: only on_close remains */
+    unsigned paused : 1;
+    unsigned feeding : 1;
+    unsigned pumping : 1;
+    unsigned transport_closing : 1;
+    unsigned want_writable : 1; /* a producer queued something: tell it when all is out */
+};
+
+/* ---- transport over the server's connection ---- */
+
+static long conn_write_adapter(void *t, const uv_buf_t *bufs, unsigned n)
+{
+    return http_conn_writev(t, bufs, n);
+}
+
+static void conn_pause_adapter(void *t, int paused)
+{
+    http_conn_pause(t, paused);
+}
+
+static void conn_close_adapter(void *t)
+{
+    http_conn_close(t);
+}
+
+static const ws_transport_t conn_transport = {conn_write_adapter, conn_pause_adapter,
+                                              conn_close_adapter};
+
+/* ---- wslay callbacks ---- */
+
+static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                       void *user)
+{
+    ws_t *ws = user;
+    (void)flags;
+    if (ws->in_len == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = ws->in_len < len ? ws->in_len : len;
+    memcpy(buf, ws->in, n);
+    ws->in += n;
+    ws->in_len -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *user)
+{
+    ws_t *ws = user;
+    (void)flags;
+    if (ws->closed) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    /* Hold further frames in wslay once the transport has enough queued: memory stays bounded
+     * by high_water plus what producers queue, and they watch ws_queued(). */
+    if (ws->transport_queued >= ws->opts.high_water) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    long queued = ws->transport->write(ws->transport_arg, &b, 1);
+    if (queued < 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    ws->transport_queued = (size_t)queued;
+    return (ssize_t)len;
+}
+
+static int on_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
+{
+    ws_t *ws = user;
+    (void)ctx;
+    /* Masks come from the CSPRNG (RFC 6455 §5.3), drawn in batches: one syscall per 16 frames. */
+    if (ws->mask_left < len) {
+        if (crypto_random(ws->mask_pool, sizeof(ws->mask_pool)) < 0)
+            return -1;
+        ws->mask_left = sizeof(ws->mask_pool);
+    }
+    memcpy(buf, ws->mask_pool + sizeof(ws->mask_pool) - ws->mask_left, len);
+    ws->mask_left -= len;
+    return 0;
+}
+
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+    ws_t *ws = user;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        ws->cur_text = arg->opcode == WSLAY_TEXT_FRAME;
+    if (ws->opts.mode == WS_STREAM && ws->cur_text && !ws->text_refused &&
+        (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_CONTINUATION_FRAME)) {
+        ws->text_refused = 1;
+        wslay_event_queue_close(ctx, WS_CLOSE_UNSUPPORTED, (const uint8_t *)"text not accepted",
+                                17);
+        wslay_event_shutdown_read(ctx);
+    }
+}
+
+static void on_frame_chunk(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
+{
+    ws_t *ws = user;
+    (void)ctx;
+    /* Control frames are buffered by wslay and come through on_msg; data chunks only here. */
+    if (ws->opts.mode == WS_STREAM && !ws->cur_text && !ws->text_refused && !ws->closing &&
+        arg->data_length > 0)
+        ws->cb->on_data(ws->arg, arg->data, arg->data_length);
+}
+
+static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                   void *user)
+{
+    ws_t *ws = user;
+    (void)ctx;
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+    case WSLAY_BINARY_FRAME:
+        if (ws->opts.mode == WS_MESSAGES && !ws->closing)
+            ws->cb->on_message(ws->arg, arg->opcode == WSLAY_TEXT_FRAME, arg->msg,
+                               arg->msg_length);
+        break;
+    case WSLAY_PONG:
+        if (ws->cb->on_pong)
+            ws->cb->on_pong(ws->arg);
+        break;
+    case WSLAY_CONNECTION_CLOSE:
+        ws->closing = 1; /* wslay has queued the reply; the transport closes once it is sent */
+        break;
+    default:
+        break;
+    }
+}
+
+static const struct wslay_event_callbacks wslay_callbacks = {
+    on_recv, on_send, on_genmask, on_frame_start, on_frame_chunk, NULL, on_msg,
+};
+
+/* ---- the engine ---- */
+
+static void close_transport(ws_t *ws)
+{
+    ws->closing = 1;
+    if (ws->transport_closing)
+        return;
+    ws->transport_closing = 1;
+    ws->transport->close(ws->transport_arg);
+}
+
+/*
+ * Moves queued frames to the transport and tells a waiting producer when everything is out.
+ * A loop rather than recursion: on_writable may queue more, which the next round sends.
+ */
+static void ws_pump(ws_t *ws)
+{
+    if (ws->closed || ws->pumping || ws->transport_closing)
+        return;
+    ws->pumping = 1;
+    for (;;) {
+        if (wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) < 0) {
+            close_transport(ws);
+            break;
+        }
+        /* Done once our close frame is out, or when wslay stopped both ways after an error. */
+        if (wslay_event_get_close_sent(ws->ctx) ||
+            (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx))) {
+            close_transport(ws);
+            break;
+        }
+        if (ws->want_writable && !wslay_event_want_write(ws->ctx) && ws->transport_queued == 0) {
+            ws->want_writable = 0;
+            if (ws->cb->on_writable) {
+                ws->cb->on_writable(ws->arg);
+                if (!ws->closed && wslay_event_want_write(ws->ctx))
+                    continue;
+            }
+        }
+        break;
+    }
+    ws->pumping = 0;
+}
+
+void ws_feed(ws_t *ws, const uint8_t *data, size_t len)
+{
+    if (ws->closed || ws->feeding)
+        return;
+    ws->in = data;
+    ws->in_len = len;
+    ws->feeding = 1;
+    int rc = wslay_event_recv(ws->ctx);
+    ws->feeding = 0;
+    ws->in_len = 0;
+    if (rc < 0) {
+        close_transport(ws);
+        return;
+    }
+    ws_pump(ws);
+}
+
+void ws_transport_drained(ws_t *ws)
+{
+    ws->transport_queued = 0;
+    ws_pump(ws);
+}
+
+void ws_transport_closed(ws_t *ws)
+{
+    if (ws->closed)
+        return;
+    ws->closed = 1;
+    uint16_t code = wslay_event_get_status_code_received(ws->ctx);
+    if (code == 0 || code == WSLAY_CODE_NO_STATUS_RCVD)
+        code = WS_CLOSE_ABNORMAL;
+    ws->cb->on_close(ws->arg, code);
+    wslay_event_context_free(ws->ctx);
+    free(ws);
+}
+
+static ws_t *ws_new(int server, const ws_transport_t *t, void *targ, const ws_options_t *opts,
+                    const ws_callbacks_t *cb, void *arg)
+{
+    ws_t *ws = calloc(1, sizeof(*ws));
+    if (ws == NULL)
+        return NULL;
+    ws->opts = opts ? *opts : (ws_options_t){WS_MESSAGES, 0, 0};
+    if (ws->opts.max_message == 0)
+        ws->opts.max_message = DEFAULT_MAX_MESSAGE;
+    if (ws->opts.high_water == 0)
+        ws->opts.high_water = DEFAULT_HIGH_WATER;
+    ws->cb = cb;
+    ws->arg = arg;
+    ws->transport = t;
+    ws->transport_arg = targ;
+    int rc = server ? wslay_event_context_server_init(&ws->ctx, &wslay_callbacks, ws)
+                    : wslay_event_context_client_init(&ws->ctx, &wslay_callbacks, ws);
+    if (rc != 0) {
+        free(ws);
+        return NULL;
+    }
+    if (ws->opts.mode == WS_STREAM) {
+        wslay_event_config_set_no_buffering(ws->ctx, 1);
+        wslay_event_config_set_max_recv_msg_length(ws->ctx, STREAM_MAX_FRAME);
+    } else {
+        wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->opts.max_message);
+    }
+    return ws;
+}
+
+/* ---- server side ---- */
+
+static void accept_key(const char *key, size_t len, char out[29])
+{
+    uint8_t digest[20];
+    mbedtls_sha1_context sha;
+    mbedtls_sha1_init(&sha);
+    mbedtls_sha1_starts_ret(&sha);
+    mbedtls_sha1_update_ret(&sha, (const uint8_t *)key, len);
+    mbedtls_sha1_update_ret(&sha, (const uint8_t *)WS_GUID, sizeof(WS_GUID) - 1);
+    mbedtls_sha1_finish_ret(&sha, digest);
+    mbedtls_sha1_free(&sha);
+    crypto_b64_encode(digest, sizeof(digest), out);
+}
+
+static void conn_on_data(void *arg, const char *data, size_t len)
+{
+    ws_feed(arg, (const uint8_t *)data, len);
+}
+
+static void conn_on_drain(void *arg)
+{
+    ws_transport_drained(arg);
+}
+
+static void conn_on_close(void *arg)
+{
+    ws_transport_closed(arg);
+}
+
+static void conn_on_shutdown(void *arg)
+{
+    ws_t *ws = arg;
+    if (ws->cb->on_shutdown)
+        ws->cb->on_shutdown(ws->arg);
+    else
+        ws_close(ws, WS_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+static const http_conn_ops_t conn_ops = {conn_on_data, conn_on_drain, conn_on_close,
+                                         conn_on_shutdown};
+
+ws_t *ws_accept(http_request_t *req, const char *protocol, const ws_options_t *opts,
+                const ws_callbacks_t *cb, void *arg)
+{
+    const http_head_t *h = http_request_head(req);
+    slice_t key = http_request_header(req, "sec-websocket-key");
+    slice_t version = http_request_header(req, "sec-websocket-version");
+    uint8_t raw[20];
+    if (!h->upgrade || !slice_has_token(http_request_header(req, "upgrade"), "websocket") ||
+        key.len == 0 || key.len > 32 ||
+        crypto_b64_decode(key.ptr, key.len, raw, sizeof(raw)) != 16) {
+        static const char body[] = "{\"error\":{\"code\":\"BAD_WEBSOCKET_HANDSHAKE\","
+                                   "\"message\":\"A WebSocket upgrade was expected.\"}}";
+        http_header_t hd[1] = {{SLICE_LIT("Content-Type"), SLICE_LIT("application/json")}};
+        http_request_set_log_note(req, "BAD_WEBSOCKET_HANDSHAKE");
+        http_respond(req, 400, hd, 1, body, sizeof(body) - 1);
+        return NULL;
+    }
+    if (!slice_eq(version, "13")) {
+        static const char body[] = "{\"error\":{\"code\":\"UNSUPPORTED_WEBSOCKET_VERSION\","
+                                   "\"message\":\"Only WebSocket version 13 is spoken here.\"}}";
+        http_header_t hd[2] = {{SLICE_LIT("Content-Type"), SLICE_LIT("application/json")},
+                               {SLICE_LIT("Sec-WebSocket-Version"), SLICE_LIT("13")}};
+        http_request_set_log_note(req, "UNSUPPORTED_WEBSOCKET_VERSION");
+        http_respond(req, 426, hd, 2, body, sizeof(body) - 1);
+        return NULL;
+    }
+    char accept[29];
+    accept_key(key.ptr, key.len, accept);
+    ws_t *ws = ws_new(1, &conn_transport, NULL, opts, cb, arg);
+    if (ws == NULL) {
+        http_respond(req, 503, NULL, 0, NULL, 0);
+        return NULL;
+    }
+    http_header_t hd[4] = {{SLICE_LIT("Upgrade"), SLICE_LIT("websocket")},
+                           {SLICE_LIT("Connection"), SLICE_LIT("Upgrade")},
+                           {SLICE_LIT("Sec-WebSocket-Accept"), slice_from(accept)}};
+    size_t n = 3;
+    if (protocol != NULL)
+        hd[n++] = (http_header_t){SLICE_LIT("Sec-WebSocket-Protocol"), slice_from(protocol)};
+    http_conn_t *conn = http_request_upgrade(req, hd, n, &conn_ops, ws);
+    if (conn == NULL) {
+        wslay_event_context_free(ws->ctx);
+        free(ws);
+        return NULL;
+    }
+    ws->conn = conn;
+    ws->transport_arg = conn;
+    return ws;
+}
+
+/* ---- client side ---- */
+
+int ws_client_key(char key[25])
+{
+    uint8_t raw[16];
+    int rc = crypto_random(raw, sizeof(raw));
+    if (rc < 0)
+        return rc;
+    crypto_b64_encode(raw, sizeof(raw), key);
+    return 0;
+}
+
+int ws_client_accept_ok(const char *key, slice_t accept)
+{
+    char expect[29];
+    accept_key(key, strlen(key), expect);
+    return crypto_equal_str(accept.ptr, accept.len, expect, strlen(expect));
+}
+
+ws_t *ws_client_new(const ws_transport_t *transport, void *transport_arg, const ws_options_t *opts,
+                    const ws_callbacks_t *cb, void *arg)
+{
+    return ws_new(0, transport, transport_arg, opts, cb, arg);
+}
+
+/* ---- both sides ---- */
+
+int ws_send(ws_t *ws, int is_text, const void *data, size_t len)
+{
+    if (ws->closing || ws->closed)
+        return -1;
+    struct wslay_event_msg msg = {is_text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME, data, len};
+    if (wslay_event_queue_msg(ws->ctx, &msg) != 0)
+        return -1;
+    ws->want_writable = 1;
+    if (!ws->feeding)
+        ws_pump(ws);
+    return 0;
+}
+
+int ws_sendv(ws_t *ws, const uv_buf_t *bufs, unsigned nbufs)
+{
+    if (nbufs == 1)
+        return ws_send(ws, 0, bufs[0].base, bufs[0].len);
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    if (total == 0)
+        return ws_send(ws, 0, "", 0);
+    uint8_t stack[4096];
+    uint8_t *p = total <= sizeof(stack) ? stack : malloc(total);
+    if (p == NULL)
+        return -1;
+    size_t o = 0;
+    for (unsigned i = 0; i < nbufs; i++) {
+        memcpy(p + o, bufs[i].base, bufs[i].len);
+        o += bufs[i].len;
+    }
+    int rc = ws_send(ws, 0, p, total);
+    if (p != stack)
+        free(p);
+    return rc;
+}
+
+size_t ws_queued(const ws_t *ws)
+{
+    return wslay_event_get_queued_msg_length(ws->ctx) + ws->transport_queued;
+}
+
+int ws_ping(ws_t *ws)
+{
+    if (ws->closing || ws->closed)
+        return -1;
+    struct wslay_event_msg msg = {WSLAY_PING, NULL, 0};
+    if (wslay_event_queue_msg(ws->ctx, &msg) != 0)
+        return -1;
+    if (!ws->feeding)
+        ws_pump(ws);
+    return 0;
+}
+
+void ws_close(ws_t *ws, uint16_t code, const char *reason)
+{
+    if (ws->closing || ws->closed)
+        return;
+    ws->closing = 1;
+    size_t rlen = reason ? strlen(reason) : 0;
+    if (rlen > 123) /* a close frame's payload is at most 125 bytes, 2 of them the code */
+        rlen = 123;
+    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, rlen);
+    wslay_event_shutdown_read(ws->ctx);
+    if (!ws->feeding)
+        ws_pump(ws);
+}
+
+void ws_abort(ws_t *ws)
+{
+    if (ws->closed)
+        return;
+    wslay_event_shutdown_read(ws->ctx);
+    wslay_event_shutdown_write(ws->ctx);
+    close_transport(ws);
+}
+
+void ws_pause(ws_t *ws, int paused)
+{
+    if (ws->closed || ws->paused == (paused ? 1u : 0u))
+        return;
+    ws->paused = paused ? 1 : 0;
+    ws->transport->pause(ws->transport_arg, paused);
+}
+
+const char *ws_remote_addr(const ws_t *ws)
+{
+    return ws->conn ? http_conn_remote_addr(ws->conn) : "-";
+}
