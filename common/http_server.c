@@ -383,8 +383,14 @@ static void conn_free(http_conn_t *c)
 static void on_conn_handle_closed(uv_handle_t *h)
 {
     http_conn_t *c = h->data;
-    if (--c->handles_open == 0)
-        conn_free(c);
+    if (--c->handles_open > 0)
+        return;
+    /* An upgraded connection's owner hears of the close only now, from libuv, never from
+     * inside one of its own calls (http_conn_close, a write that failed): it may free
+     * itself in on_close without pulling the ground from under a caller. */
+    if (c->ops != NULL && c->ops->on_close)
+        c->ops->on_close(c->ops_arg);
+    conn_free(c);
 }
 
 /* Closes now: queued output is dropped, the request (if any) is orphaned or released. */
@@ -408,8 +414,7 @@ static void conn_close(http_conn_t *c)
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
-    if (was == CONN_UPGRADED && c->ops && c->ops->on_close)
-        c->ops->on_close(c->ops_arg);
+    (void)was;
 }
 
 /* Closes once queued output has been written (bounded by the write timeout). */
@@ -1063,6 +1068,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         uv_read_stop(stream);
         c->reading = 0;
+        if (c->state == CONN_UPGRADED && nread == UV_EOF && c->ops->on_eof) {
+            c->eof = 1;
+            c->paused = 1; /* nothing more to read; keep the write side */
+            c->ops->on_eof(c->ops_arg);
+            return;
+        }
         if (c->state == CONN_UPGRADED || c->state == CONN_HANDLER ||
             c->state == CONN_COMPLETING || nread != UV_EOF) {
             /* A client that leaves while its request is handled is gone: the handler is told.
@@ -1094,7 +1105,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static void conn_start_reading(http_conn_t *c)
 {
-    if (c->reading || c->paused || c->state == CONN_CLOSING)
+    if (c->reading || c->paused || c->state == CONN_CLOSING ||
+        (c->eof && c->state == CONN_UPGRADED))
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = 1;

@@ -150,10 +150,14 @@ typedef struct http_conn_ops {
     void (*on_data)(void *arg, const char *data, size_t len);
     /* The write queue became empty. Optional. */
     void (*on_drain)(void *arg);
-    /* The connection is closed (by either side); the last callback. arg may be freed. */
+    /* The connection is closed (by either side); the last callback, always from the loop
+     * (never from inside an http_conn_* call). arg may be freed. */
     void (*on_close)(void *arg);
     /* The server is shutting down: wind down, then http_conn_close(). NULL: closed at once. */
     void (*on_shutdown)(void *arg);
+    /* The peer half-closed (sent FIN); writing goes on until http_conn_close(). NULL: a FIN
+     * from the peer closes the connection. */
+    void (*on_eof)(void *arg);
 } http_conn_ops_t;
 
 /*

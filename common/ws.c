@@ -1,5 +1,6 @@
 #include "common/ws.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,9 @@ struct ws {
     unsigned pumping : 1;
     unsigned transport_closing : 1;
     unsigned want_writable : 1; /* a producer queued something: tell it when all is out */
+    unsigned close_deferred : 1; /* ws_close() waits for queued messages to go first */
+    uint16_t close_code;
+    char close_reason[124];
 };
 
 /* ---- transport over the server's connection ---- */
@@ -196,6 +200,12 @@ static void ws_pump(ws_t *ws)
             close_transport(ws);
             break;
         }
+        if (ws->close_deferred && wslay_event_get_queued_msg_count(ws->ctx) == 0) {
+            ws->close_deferred = 0;
+            wslay_event_queue_close(ws->ctx, ws->close_code, (const uint8_t *)ws->close_reason,
+                                    strlen(ws->close_reason));
+            continue;
+        }
         /* Done once our close frame is out, or when wslay stopped both ways after an error. */
         if (wslay_event_get_close_sent(ws->ctx) ||
             (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx))) {
@@ -225,11 +235,11 @@ void ws_feed(ws_t *ws, const uint8_t *data, size_t len)
     int rc = wslay_event_recv(ws->ctx);
     ws->feeding = 0;
     ws->in_len = 0;
-    if (rc < 0) {
-        close_transport(ws);
-        return;
-    }
+    /* After an error wslay reads no more, but frames queued meanwhile (a GoAway, a close
+     * frame) still go out before the transport closes. */
     ws_pump(ws);
+    if (rc < 0)
+        close_transport(ws);
 }
 
 void ws_transport_drained(ws_t *ws)
@@ -320,8 +330,9 @@ static void conn_on_shutdown(void *arg)
         ws_close(ws, WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
-static const http_conn_ops_t conn_ops = {conn_on_data, conn_on_drain, conn_on_close,
-                                         conn_on_shutdown};
+static const http_conn_ops_t conn_ops = {
+    .on_data = conn_on_data, .on_drain = conn_on_drain, .on_close = conn_on_close,
+    .on_shutdown = conn_on_shutdown};
 
 ws_t *ws_accept(http_request_t *req, const char *protocol, const ws_options_t *opts,
                 const ws_callbacks_t *cb, void *arg)
@@ -459,10 +470,12 @@ void ws_close(ws_t *ws, uint16_t code, const char *reason)
     if (ws->closing || ws->closed)
         return;
     ws->closing = 1;
-    size_t rlen = reason ? strlen(reason) : 0;
-    if (rlen > 123) /* a close frame's payload is at most 125 bytes, 2 of them the code */
-        rlen = 123;
-    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, rlen);
+    /* wslay sends control frames ahead of queued messages; the close must not overtake
+     * what was sent before it (a tunnel's last GoAway), so it is queued once those are out.
+     * A close frame's payload is at most 125 bytes, 2 of them the code. */
+    ws->close_deferred = 1;
+    ws->close_code = code;
+    snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", reason ? reason : "");
     wslay_event_shutdown_read(ws->ctx);
     if (!ws->feeding)
         ws_pump(ws);

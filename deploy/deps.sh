@@ -11,9 +11,10 @@ PACKAGES="
   liboath-dev libjansson-dev libcrypt-dev libqrencode-dev libpng-dev libcmocka-dev
   libclang-rt-14-dev
   postgresql redis-server
-  python3 curl procps iproute2 oathtool zbar-tools valgrind
+  python3 python3-websockets curl procps iproute2 oathtool zbar-tools valgrind
   golang-go golang-github-hashicorp-yamux-dev golang-github-gorilla-websocket-dev
   wrk nginx-light
+  docker-compose python3-yaml nodejs
 "
 
 missing=""

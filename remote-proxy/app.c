@@ -6,6 +6,8 @@
 #include "common/http_json.h"
 #include "common/log.h"
 #include "common/ops.h"
+#include "remote-proxy/routes.h"
+#include "remote-proxy/tunnel.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 
@@ -50,13 +52,23 @@ static void readyz(http_request_t *req)
 
 static const char probe[] = "probe";
 
+/* forward/http carries a base64 body of up to 1 MiB inside JSON. */
+#define FORWARD_HTTP_MAX_BODY (1536 * 1024)
+
 static const http_route_t internal_routes[] = {
     {"GET", "/healthz", ops_healthz, 0, probe},
     {"GET", "/readyz", readyz, 0, probe},
     {"GET", "/metrics", ops_metrics, 0, NULL},
+    {"GET", "/internal/sessions", proxy_sessions_list, 0, NULL},
+    {"GET", "/internal/session/{device_id}", proxy_session_get, 0, NULL},
+    {"POST", "/internal/session/{device_id}/close", proxy_session_close, 0, NULL},
+    {"POST", "/internal/forward/http", proxy_forward_http, FORWARD_HTTP_MAX_BODY, NULL},
+    {"POST", "/internal/forward/raw", proxy_forward_raw, 0, NULL},
+    {"GET", "/internal/forward/ws", proxy_forward_ws, 0, NULL},
 };
 
 static const http_route_t tunnel_routes[] = {
+    {"GET", "/tunnel", proxy_tunnel_connect, 0, NULL},
     {"GET", "/healthz", ops_healthz, 0, probe},
 };
 
@@ -71,6 +83,7 @@ static void on_server_closed(void *arg)
     if (--app->servers_open > 0)
         return;
     redis_close(app->redis, on_redis_closed, app);
+    tunnel_registry_free();
     http_server_free(app->tunnel);
     http_server_free(app->internal);
     daemon_signals_stop();
@@ -110,6 +123,8 @@ int proxy_serve(const proxy_config_t *cfg)
     app.loop = &loop;
     app.cfg = cfg;
     ops_set_internal_token(cfg->internal_token);
+    if (tunnel_registry_init() < 0)
+        return 1;
     redis_options ropts = {0};
     app.redis = redis_new(&loop, cfg->redis_url, &ropts);
     if (app.redis == NULL) {

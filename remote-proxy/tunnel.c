@@ -29,7 +29,7 @@ struct tunnel {
     unsigned draining : 1;     /* shutting down: close once the last stream ends */
     char device_id[80];
     char user_id[80];
-    char session_id[24];
+    char session_id[25]; /* 24 hex characters */
     char token_prefix[16];
     char agent_version[64];
     char remote[48];

@@ -1,0 +1,269 @@
+"""What the tunnel tests share: device credentials in Redis, the Go agent built from Debian's
+hashicorp/yamux + gorilla/websocket, local targets on the "device", and internal-API calls."""
+import base64
+import hashlib
+import http.server
+import json
+import os
+import secrets
+import socket
+import subprocess
+import threading
+import time
+
+from harness import (INTERNAL_TOKEN, ROOT, WORK, check, eq, read_response, build_request,
+                     redis_cli, request, wait_until)
+
+GO_AGENT = os.path.join(WORK, "go-agent")
+_go_lock = threading.Lock()
+
+
+def go_agent_binary():
+    """Builds test/go-agent once per run (GOPATH mode: Debian ships the libraries' sources)."""
+    with _go_lock:
+        if not os.path.exists(GO_AGENT):
+            env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode",
+                       GOCACHE=os.path.join(WORK, "gocache"), GOFLAGS="")
+            r = subprocess.run(["go", "build", "-o", GO_AGENT,
+                                os.path.join(ROOT, "test/go-agent/main.go")],
+                               env=env, capture_output=True, text=True, cwd=WORK)
+            check(r.returncode == 0, f"go build failed:\n{r.stderr}")
+    return GO_AGENT
+
+
+def new_device(user_id="user-1"):
+    """A device id and a credential registered the way api-server registers them."""
+    device_id = "dev-" + secrets.token_hex(6)
+    token = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    redis_cli("HSET", f"tunnel:cred:{digest}", "device_id", device_id, "user_id", user_id)
+    return device_id, token
+
+
+def revoke(token):
+    redis_cli("DEL", "tunnel:cred:" + hashlib.sha256(token.encode()).hexdigest())
+
+
+class GoAgent:
+    def __init__(self, proxy, token, target, mode="server", once=False):
+        argv = [go_agent_binary(), "-url", f"ws://127.0.0.1:{proxy.tunnel_port}/tunnel",
+                "-token", token, "-target", target, "-mode", mode]
+        if once:
+            argv.append("-once")
+        self.log_path = os.path.join(WORK, f"go-agent-{secrets.token_hex(3)}.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+
+# ---- internal API ----
+
+def auth():
+    return {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+def sessions(proxy):
+    st, _, body = request("127.0.0.1", proxy.internal_port, "GET", "/internal/sessions", auth())
+    eq(st, 200, "GET /internal/sessions")
+    return json.loads(body)
+
+
+def wait_connected(proxy, device_id, timeout=15):
+    def find():
+        for s in sessions(proxy)["sessions"]:
+            if s["device_id"] == device_id:
+                return s
+        return None
+    return wait_until(find, timeout=timeout, what=f"tunnel of {device_id}")
+
+
+def forward_http(proxy, device_id, method="GET", path="/", headers=None, body=b"", timeout=30):
+    doc = {"device_id": device_id, "method": method, "path": path, "headers": headers or {},
+           "body": base64.b64encode(body).decode()}
+    st, _, raw = request("127.0.0.1", proxy.internal_port, "POST", "/internal/forward/http",
+                         {**auth(), "Content-Type": "application/json"}, json.dumps(doc).encode(),
+                         timeout=timeout)
+    out = json.loads(raw)
+    if st == 200:
+        out["body"] = base64.b64decode(out["body"])
+    return st, out
+
+
+def open_raw(proxy, device_id, timeout=30):
+    """forward/raw: returns the socket after the 101 and any bytes that came with it."""
+    s = socket.create_connection(("127.0.0.1", proxy.internal_port), timeout=timeout)
+    s.sendall(build_request("POST", "/internal/forward/raw",
+                            {**auth(), "X-Device-Id": device_id, "Connection": "Upgrade",
+                             "Upgrade": "edgegate-stream"}))
+    st, hd, body, rest = read_response(s)
+    if st != 101:
+        s.close()
+        return st, body, None, b""
+    return st, body, s, rest
+
+
+# ---- targets on the "device" ----
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, status, body, ctype="text/plain"):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/hello":
+            self._reply(200, b"hello, world\n")
+        elif self.path.startswith("/headers"):
+            self._reply(200, json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(),
+                        "application/json")
+        elif self.path.startswith("/sse"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(3):
+                chunk = f"data: event {i}\n\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+                time.sleep(0.5)
+            self.wfile.write(b"0\r\n\r\n")
+        elif self.path.startswith("/multi"):
+            self.send_response(200)
+            self.send_header("Set-Cookie", "a=1")
+            self.send_header("Set-Cookie", "b=2")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+        else:
+            self._reply(404, b"not here\n")
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        data = self.rfile.read(n)
+        self._reply(200, data, self.headers.get("Content-Type", "application/octet-stream"))
+
+
+class HttpTarget:
+    """A threaded HTTP server standing in for the device's web UI."""
+
+    def __init__(self):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RawTarget:
+    """A TCP target: 'echo' sends back what it gets; 'source N' sends N deterministic bytes."""
+
+    def __init__(self, mode="echo", size=0):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.mode, self.size = mode, size
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            if self.mode == "echo":
+                while True:
+                    d = c.recv(262144)
+                    if not d:
+                        break
+                    c.sendall(d)
+                c.shutdown(socket.SHUT_WR)
+            else:
+                block = pattern_block()
+                left = self.size
+                while left > 0:
+                    n = min(left, len(block))
+                    c.sendall(block[:n])
+                    left -= n
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+_block = None
+
+
+def pattern_block():
+    global _block
+    if _block is None:
+        _block = hashlib.sha256(b"edgegate").digest() * 32768  # 1 MiB
+    return _block
+
+
+def pattern_sha256(size):
+    h = hashlib.sha256()
+    block = pattern_block()
+    left = size
+    while left > 0:
+        n = min(left, len(block))
+        h.update(block[:n])
+        left -= n
+    return h.hexdigest()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
