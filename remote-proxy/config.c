@@ -26,6 +26,8 @@ static const cfg_var_t vars[] = {
      "PEM certificate chain for wss:// on the tunnel port (plain ws:// when unset)"},
     {"EDGEGATE_TLS_KEY", NULL, CFG_OPTIONAL | CFG_SECRET, NULL,
      "PEM private key for EDGEGATE_TLS_CERT"},
+    {"EDGEGATE_TUNNEL_KEEPALIVE", "30", 0, cfg_check_positive_int,
+     "seconds between yamux pings; a tunnel silent for two of them is closed"},
     {"EDGEGATE_DEV", "0", 0, cfg_check_bool, "1 marks a development set-up in the log"},
     {"EDGEGATE_LOG_LEVEL", "info", 0, cfg_check_log_level, "debug, info, warn or error"},
 };
@@ -43,6 +45,7 @@ int proxy_config_load(proxy_config_t *cfg, FILE *err)
     cfg->internal_url = cfg_get(vars, NVARS, v, "EDGEGATE_INTERNAL_URL");
     cfg->tls_cert = cfg_get(vars, NVARS, v, "EDGEGATE_TLS_CERT");
     cfg->tls_key = cfg_get(vars, NVARS, v, "EDGEGATE_TLS_KEY");
+    cfg->keepalive_ms = 1000u * (unsigned)cfg_int(cfg_get(vars, NVARS, v, "EDGEGATE_TUNNEL_KEEPALIVE"));
     cfg->dev = strcmp(cfg_get(vars, NVARS, v, "EDGEGATE_DEV"), "1") == 0;
     cfg->log_level = cfg_get(vars, NVARS, v, "EDGEGATE_LOG_LEVEL");
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {

@@ -14,6 +14,7 @@ typedef struct proxy_config {
     const char *internal_url;
     const char *tls_cert;
     const char *tls_key;
+    unsigned keepalive_ms;
     int dev;
     const char *log_level;
 } proxy_config_t;

@@ -10,11 +10,9 @@
 #include "common/metrics.h"
 #include "common/strmap.h"
 
-/* DESIGN.md: a Ping every 30 s; a tunnel that answers nothing for two intervals is dead. */
-#define KEEPALIVE_MS 30000
-#define DEAD_AFTER_MS (2 * KEEPALIVE_MS + 5000)
-/* The route outlives one missed refresh, so a busy loop does not make a device unreachable. */
-#define ROUTE_TTL_S 95
+/* A Ping every EDGEGATE_TUNNEL_KEEPALIVE (30 s); a tunnel that sends nothing for two intervals
+ * and a bit is dead. The route key outlives three refreshes, so one slow turn of the loop does
+ * not make a device unreachable. */
 
 struct tunnel {
     proxy_app_t *app;
@@ -36,6 +34,17 @@ struct tunnel {
 };
 
 static strmap_t *by_device, *by_session;
+
+static uint64_t dead_after_ms(const tunnel_t *t)
+{
+    uint64_t k = t->app->cfg->keepalive_ms;
+    return 2 * k + (k < 5000 ? k / 2 : 5000);
+}
+
+static int route_ttl_s(const tunnel_t *t)
+{
+    return (int)(3 * t->app->cfg->keepalive_ms / 1000 + 5);
+}
 static metric_t *m_tunnels, *m_connects, *m_replaced, *m_dead, *m_protocol_errors;
 
 int tunnel_registry_init(void)
@@ -85,7 +94,7 @@ static void publish_event(tunnel_t *t, const char *type)
 static void refresh_route(tunnel_t *t)
 {
     redis_command(t->app->redis, ignore_reply, (void *)"route", "SET tunnel:route:%s %s EX %d",
-                  t->device_id, t->app->cfg->internal_url, ROUTE_TTL_S);
+                  t->device_id, t->app->cfg->internal_url, route_ttl_s(t));
 }
 
 /* Deletes the route only while it still names this replica: a newer tunnel of the device may
@@ -197,7 +206,7 @@ static void on_keepalive(uv_timer_t *timer)
     if (t->closing || t->mux == NULL)
         return;
     uint64_t now = uv_now(timer->loop);
-    if (now - t->last_rx_ms > DEAD_AFTER_MS) {
+    if (now - t->last_rx_ms > dead_after_ms(t)) {
         metric_inc(m_dead);
         log_info("tunnel.dead", "device=%s session=%s silent_ms=%llu", t->device_id,
                  t->session_id, (unsigned long long)(now - t->last_rx_ms));
@@ -344,7 +353,8 @@ void tunnel_start(tunnel_t *t, ws_t *ws)
     t->registered = 1;
     metric_inc(m_connects);
     metric_set(m_tunnels, (double)strmap_count(by_session));
-    uv_timer_start(&t->keepalive, on_keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
+    uv_timer_start(&t->keepalive, on_keepalive, t->app->cfg->keepalive_ms,
+                   t->app->cfg->keepalive_ms);
     refresh_route(t);
     publish_event(t, "device.online");
     log_info("tunnel.open", "device=%s user=%s session=%s remote=%s token=%s agent_version=\"%s\"",

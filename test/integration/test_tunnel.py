@@ -445,3 +445,67 @@ def test_tunnel_refused_with_503_while_redis_is_down():
             eq(st, 503)
         finally:
             redis_start()
+
+
+def test_silent_agent_is_closed_as_dead_by_keepalive():
+    require_services()
+    import signal
+    dev, token = new_device()
+    with RemoteProxy(env={"EDGEGATE_TUNNEL_KEEPALIVE": "1"}) as proxy, HttpTarget() as target, \
+            GoAgent(proxy, token, target.addr, once=True) as agent:
+        s = wait_connected(proxy, dev)
+        time.sleep(1.5)  # at least one ping answered: the heartbeat moves
+        check(wait_connected(proxy, dev)["last_heartbeat"] != s["last_heartbeat"], "pong recorded")
+        agent.proc.send_signal(signal.SIGSTOP)  # alive but silent, as behind a dead NAT
+        try:
+            t0 = time.time()
+            wait_until(lambda: all(x["device_id"] != dev for x in sessions(proxy)["sessions"]),
+                       timeout=6, what="the silent tunnel to be closed")
+            check(time.time() - t0 < 4, "closed after about two keepalive intervals")
+        finally:
+            agent.proc.send_signal(signal.SIGCONT)
+        check("tunnel.dead" in proxy.log_text())
+
+
+def test_online_offline_events_and_route_lifetime():
+    require_services()
+    import subprocess
+    from harness import REDIS_PORT
+    dev, token = new_device("owner-events")
+    sub = subprocess.Popen(["redis-cli", "-p", REDIS_PORT, "--raw", "SUBSCRIBE", "edgegate:events"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        with RemoteProxy() as proxy, HttpTarget() as target:
+            with GoAgent(proxy, token, target.addr, once=True):
+                wait_connected(proxy, dev)
+                ttl = int(redis_cli("TTL", f"tunnel:route:{dev}"))
+                check(0 < ttl <= 95, f"route TTL {ttl}")
+            wait_until(lambda: redis_cli("EXISTS", f"tunnel:route:{dev}") == "0", timeout=5,
+                       what="the route to go with the tunnel")
+        time.sleep(0.3)
+    finally:
+        sub.terminate()
+        out = sub.communicate(timeout=5)[0]
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    mine = [e for e in events if e.get("device_id") == dev]
+    eq([e["type"] for e in mine], ["device.online", "device.offline"])
+    eq(mine[0]["user_id"], "owner-events")
+
+
+def test_forward_by_session_token_and_metrics():
+    require_services()
+    dev, token = new_device()
+    with RemoteProxy() as proxy, HttpTarget() as target, GoAgent(proxy, token, target.addr):
+        sid = wait_connected(proxy, dev)["session_id"]
+        doc = {"session_token": sid, "method": "GET", "path": "/hello"}
+        st, _, raw = request("127.0.0.1", proxy.internal_port, "POST", "/internal/forward/http",
+                             auth(), json.dumps(doc).encode())
+        eq((st, base64.b64decode(json.loads(raw)["body"])), (200, b"hello, world\n"))
+        forward_http(proxy, "missing-device")
+        st, _, body = request("127.0.0.1", proxy.internal_port, "GET", "/metrics", auth())
+        text = body.decode()
+        for needle in ("edgegate_tunnels 1", "edgegate_tunnel_connects_total 1",
+                       "edgegate_forward_http_duration_seconds_count 1",
+                       'edgegate_forward_errors_total{code="TUNNEL_DISCONNECTED"} 1'):
+            check(needle in text, f"{needle!r} missing from /metrics")
