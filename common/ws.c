@@ -409,6 +409,12 @@ ws_t *ws_client_new(const ws_transport_t *transport, void *transport_arg, const 
     return ws_new(0, transport, transport_arg, opts, cb, arg);
 }
 
+ws_t *ws_server_new(const ws_transport_t *transport, void *transport_arg, const ws_options_t *opts,
+                    const ws_callbacks_t *cb, void *arg)
+{
+    return ws_new(1, transport, transport_arg, opts, cb, arg);
+}
+
 /* ---- both sides ---- */
 
 int ws_send(ws_t *ws, int is_text, const void *data, size_t len)

@@ -85,6 +85,9 @@ int ws_client_accept_ok(const char *key, slice_t accept);
 
 ws_t *ws_client_new(const ws_transport_t *transport, void *transport_arg, const ws_options_t *opts,
                     const ws_callbacks_t *cb, void *arg);
+/* The server side over a transport of the caller's (after its own handshake; fuzzing). */
+ws_t *ws_server_new(const ws_transport_t *transport, void *transport_arg, const ws_options_t *opts,
+                    const ws_callbacks_t *cb, void *arg);
 /* Bytes from the transport. */
 void ws_feed(ws_t *ws, const uint8_t *data, size_t len);
 /* The transport wrote everything it had queued. */
