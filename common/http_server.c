@@ -12,6 +12,7 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/tls.h"
 
 /*
  * A connection reads into one input buffer of IN_CAP bytes, taken from a per-server free list
@@ -25,6 +26,9 @@
 #define FREELIST_MAX 64
 #define DEFAULT_MAX_HEAD (16 * 1024)
 #define DEFAULT_MAX_BODY (1024 * 1024)
+/* TLS: ciphertext is read one record's worth at a time into a scratch buffer shared by the
+ * server (reads are processed synchronously), so plaintext never outgrows the input buffer. */
+#define TLS_READ_CHUNK (16 * 1024 + 512)
 
 enum conn_state {
     CONN_IDLE,       /* keep-alive, waiting for the first byte of a request */
@@ -90,6 +94,7 @@ struct http_conn {
     uv_write_t wreq;
     const http_conn_ops_t *ops;
     void *ops_arg;
+    tls_t *tls;
     unsigned keep_alive : 1;
     unsigned reading : 1;
     unsigned paused : 1;
@@ -123,6 +128,7 @@ struct http_server {
     int free_pending;
     void (*done_cb)(void *);
     void *done_arg;
+    char tls_in[TLS_READ_CHUNK];
     char rid_prefix[12];
     uint64_t rid_counter;
     time_t date_sec;
@@ -368,6 +374,7 @@ static void conn_free(http_conn_t *c)
         w = next;
     }
     in_put(s, c->in);
+    tls_free(c->tls);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -524,7 +531,7 @@ static void conn_flush(http_conn_t *c)
  * Sends bufs: as much as the socket takes right now without copying, the rest copied into the
  * queue. Returns the bytes queued afterwards, or a negative error (the connection is closed).
  */
-static long conn_send(http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs)
+static long conn_send_raw(http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs)
 {
     if (c->state == CONN_CLOSING)
         return UV_EPIPE;
@@ -553,6 +560,28 @@ static long conn_send(http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs)
     if (c->wq_bytes > 0) {
         conn_flush(c);
         conn_timer_after_io(c);
+    }
+    return (long)c->wq_bytes;
+}
+
+static int tls_send_cipher(void *arg, const uint8_t *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    return conn_send_raw(arg, &b, 1) < 0 ? -1 : 0;
+}
+
+/* Plaintext bytes out: encrypted first when the connection speaks TLS. */
+static long conn_send(http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs)
+{
+    if (c->tls == NULL)
+        return conn_send_raw(c, bufs, nbufs);
+    if (c->state == CONN_CLOSING)
+        return UV_EPIPE;
+    for (unsigned i = 0; i < nbufs; i++) {
+        if (bufs[i].len > 0 && tls_write(c->tls, (const uint8_t *)bufs[i].base, bufs[i].len) < 0) {
+            conn_close(c);
+            return UV_EPIPE;
+        }
     }
     return (long)c->wq_bytes;
 }
@@ -1036,9 +1065,15 @@ static void conn_process(http_conn_t *c)
     }
 }
 
+static void conn_input_arrived(http_conn_t *c, size_t nread);
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     http_conn_t *c = h->data;
+    if (c->tls != NULL) {
+        *buf = uv_buf_init(c->server->tls_in, sizeof(c->server->tls_in));
+        return;
+    }
     if (c->in == NULL) {
         c->in = in_get(c->server);
         c->in_off = c->in_len = 0;
@@ -1085,12 +1120,29 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_process(c);
         return;
     }
+    if (c->tls != NULL) {
+        int rc = tls_feed(c->tls, (const uint8_t *)buf->base, (size_t)nread);
+        if (rc < 0 && c->state != CONN_CLOSING) {
+            char why[96];
+            log_debug("http.tls_error", "server=%s remote=%s error=\"%s\"", c->server->cfg.name,
+                      c->remote, tls_strerror(rc, why, sizeof(why)));
+            conn_close(c);
+        }
+        return;
+    }
     if (c->state == CONN_UPGRADED) {
         c->in_len += (size_t)nread;
         conn_process(c);
         return;
     }
-    c->in_len += (size_t)nread;
+    conn_input_arrived(c, (size_t)nread);
+}
+
+/* nread new bytes are at the end of the input buffer: move the connection on. */
+static void conn_input_arrived(http_conn_t *c, size_t nread)
+{
+    uv_stream_t *stream = (uv_stream_t *)&c->tcp;
+    c->in_len += nread;
     if (c->state == CONN_BODY)
         conn_timer(c, TIMER_BODY, c->server->cfg.body_timeout_ms);
     if (c->state == CONN_IDLE || c->state == CONN_HEAD || c->state == CONN_BODY) {
@@ -1100,8 +1152,38 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         uv_read_stop(stream);
         c->reading = 0;
     }
-    (void)buf;
 }
+
+/* Decrypted bytes: into the input buffer, then on as if they had been read in the clear. */
+static void tls_on_plain(void *arg, const uint8_t *data, size_t len)
+{
+    http_conn_t *c = arg;
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->in == NULL) {
+        c->in = in_get(c->server);
+        c->in_off = c->in_len = 0;
+    }
+    if (c->in_off > 0 && c->in_off + c->in_len + len > IN_CAP) {
+        memmove(c->in, c->in + c->in_off, c->in_len);
+        c->in_off = 0;
+    }
+    if (c->in == NULL || c->in_len + len > IN_CAP) {
+        /* Only a client pipelining far ahead of its responses gets here. */
+        log_info("http.input_overflow", "server=%s remote=%s", c->server->cfg.name, c->remote);
+        conn_close(c);
+        return;
+    }
+    memcpy(c->in + c->in_off + c->in_len, data, len);
+    if (c->state == CONN_UPGRADED) {
+        c->in_len += len;
+        conn_process(c);
+        return;
+    }
+    conn_input_arrived(c, len);
+}
+
+static const tls_io_t conn_tls_io = {tls_send_cipher, tls_on_plain, NULL};
 
 static void conn_start_reading(http_conn_t *c)
 {
@@ -1153,6 +1235,13 @@ static void on_connection(uv_stream_t *listener, int status)
             uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof(c->remote));
     } else {
         strcpy(c->remote, "?");
+    }
+    if (s->cfg.tls != NULL) {
+        c->tls = tls_new(s->cfg.tls, NULL, &conn_tls_io, c);
+        if (c->tls == NULL) {
+            conn_close(c);
+            return;
+        }
     }
     c->state = CONN_IDLE;
     conn_timer(c, TIMER_IDLE, s->cfg.idle_timeout_ms);

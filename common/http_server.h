@@ -61,6 +61,8 @@ typedef struct http_server_config {
      */
     void (*dispatch)(http_request_t *req, const http_route_t *route);
     void *data; /* the owner's context: http_server_data() */
+    /* TLS on every connection when set (common/tls.h, server context); borrowed. */
+    struct tls_ctx *tls;
 } http_server_config_t;
 
 /* routes are borrowed (static tables). Returns NULL on a malformed route pattern. */

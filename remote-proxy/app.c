@@ -6,6 +6,7 @@
 #include "common/http_json.h"
 #include "common/log.h"
 #include "common/ops.h"
+#include "common/tls.h"
 #include "remote-proxy/routes.h"
 #include "remote-proxy/tunnel.h"
 
@@ -99,9 +100,11 @@ static void on_stop(void *arg, int signum)
 
 static http_server_t *start_server(proxy_app_t *app, const char *name, const char *addr,
                                    const http_route_t *routes, size_t n,
-                                   void (*dispatch)(http_request_t *, const http_route_t *))
+                                   void (*dispatch)(http_request_t *, const http_route_t *),
+                                   struct tls_ctx *tls)
 {
-    http_server_config_t hc = {.name = name, .data = app, .dispatch = dispatch, .access_log = 1};
+    http_server_config_t hc = {.name = name, .data = app, .dispatch = dispatch, .access_log = 1,
+                               .tls = tls};
     http_server_t *s = http_server_new(app->loop, &hc, routes, n);
     if (s == NULL)
         return NULL;
@@ -110,7 +113,8 @@ static http_server_t *start_server(proxy_app_t *app, const char *name, const cha
         log_error("proxy.listen_failed", "server=%s addr=%s err=%s", name, addr, uv_strerror(rc));
         return NULL;
     }
-    log_info("proxy.listening", "server=%s addr=%s port=%d", name, addr, http_server_port(s));
+    log_info("proxy.listening", "server=%s addr=%s port=%d tls=%d", name, addr,
+             http_server_port(s), tls != NULL);
     return s;
 }
 
@@ -131,16 +135,26 @@ int proxy_serve(const proxy_config_t *cfg)
         log_error("proxy.start_failed", "reason=redis");
         return 1;
     }
+    if (cfg->tls_cert != NULL) {
+        char err[256];
+        app.tls = tls_ctx_server(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+        if (app.tls == NULL) {
+            log_error("proxy.tls_failed", "variables=EDGEGATE_TLS_CERT,EDGEGATE_TLS_KEY error=\"%s\"",
+                      err);
+            return 1;
+        }
+    }
     app.tunnel = start_server(&app, "tunnel", cfg->tunnel_listen, tunnel_routes,
-                              sizeof(tunnel_routes) / sizeof(tunnel_routes[0]), NULL);
+                              sizeof(tunnel_routes) / sizeof(tunnel_routes[0]), NULL, app.tls);
     app.internal = start_server(&app, "internal", cfg->internal_listen, internal_routes,
                                 sizeof(internal_routes) / sizeof(internal_routes[0]),
-                                internal_dispatch);
+                                internal_dispatch, NULL);
     if (app.tunnel == NULL || app.internal == NULL)
         return 1;
     app.servers_open = 2;
     daemon_signals_start(&loop, on_stop, &app);
     int leaked = daemon_run_loop(&loop);
+    tls_ctx_free(app.tls);
     log_info("proxy.stopped", "clean=%d", !leaked);
     return leaked ? 1 : 0;
 }

@@ -17,6 +17,7 @@ typedef struct proxy_app {
     redis *redis;
     http_server_t *tunnel;
     http_server_t *internal;
+    struct tls_ctx *tls; /* the tunnel port's certificate, when configured */
     int servers_open;
 } proxy_app_t;
 

@@ -11,6 +11,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"io"
 	"log"
@@ -97,10 +99,21 @@ func serve(stream net.Conn, target string) {
 	<-done
 }
 
+var caFile string
+
 func runOnce(url, token, target, mode string) error {
 	header := http.Header{}
 	header.Set("X-Agent-Version", "go-agent/1")
 	dialer := websocket.Dialer{Subprotocols: []string{"bearer." + token}, HandshakeTimeout: 10 * time.Second}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		dialer.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
 	ws, resp, err := dialer.Dial(url, header)
 	if err != nil {
 		if resp != nil {
@@ -146,6 +159,7 @@ func main() {
 	target := flag.String("target", "127.0.0.1:8080", "local service")
 	mode := flag.String("mode", "server", "server (field agent) or client (wrong role)")
 	once := flag.Bool("once", false, "do not reconnect")
+	flag.StringVar(&caFile, "ca", "", "PEM CA file for wss:// (default: system roots)")
 	flag.Parse()
 	for {
 		err := runOnce(*url, *token, *target, *mode)

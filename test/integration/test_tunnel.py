@@ -509,3 +509,46 @@ def test_forward_by_session_token_and_metrics():
                        "edgegate_forward_http_duration_seconds_count 1",
                        'edgegate_forward_errors_total{code="TUNNEL_DISCONNECTED"} 1'):
             check(needle in text, f"{needle!r} missing from /metrics")
+
+
+def test_wss_tunnel_with_a_verified_certificate():
+    require_services()
+    import tempfile
+    from tunnel_kit import make_ca
+    dev, token = new_device()
+    with tempfile.TemporaryDirectory() as d:
+        ca, cert, key = make_ca(d, "localhost")
+        with RemoteProxy(env={"EDGEGATE_TLS_CERT": cert, "EDGEGATE_TLS_KEY": key}) as proxy, \
+                HttpTarget() as target:
+            url = f"wss://localhost:{proxy.tunnel_port}/tunnel"
+            with GoAgent(proxy, token, target.addr, url=url, ca=ca):
+                wait_connected(proxy, dev)
+                eq(forward_http(proxy, dev, "GET", "/hello")[1]["body"], b"hello, world\n")
+                st, _, s, rest = open_raw(proxy, dev)
+                s.close()
+                eq(st, 101)
+            # The same certificate for a name the agent did not dial is refused by the agent.
+            with GoAgent(proxy, token, target.addr, once=True, ca=ca,
+                         url=f"wss://127.0.0.1:{proxy.tunnel_port}/tunnel") as wrong:
+                wait_until(lambda: wrong.proc.poll() is not None, timeout=10, what="refusal")
+                check("certificate" in wrong.log_text(), wrong.log_text()[-300:])
+            # Plain ws:// to a TLS port is not a tunnel either.
+            st = None
+            try:
+                st, _, _ = request("127.0.0.1", proxy.tunnel_port, "GET", "/tunnel", timeout=3)
+            except (OSError, ValueError, IndexError):
+                pass
+            check(st is None, f"plaintext must not be answered on the TLS port, got {st}")
+
+
+def test_tls_misconfiguration_names_the_variables():
+    import os
+    import subprocess
+    from harness import BIN, base_env
+    env = base_env()
+    env.update({"EDGEGATE_TLS_CERT": "/nonexistent.pem", "EDGEGATE_TLS_KEY": "/nonexistent.key",
+                "EDGEGATE_TUNNEL_LISTEN": "127.0.0.1:0", "EDGEGATE_INTERNAL_LISTEN": "127.0.0.1:0"})
+    r = subprocess.run([os.path.join(BIN, "remote-proxy")], env=env, capture_output=True, text=True,
+                       timeout=20)
+    eq(r.returncode, 1)
+    check("EDGEGATE_TLS_CERT" in r.stderr and "/nonexistent.pem" in r.stderr, r.stderr[-400:])

@@ -45,9 +45,11 @@ def revoke(token):
 
 
 class GoAgent:
-    def __init__(self, proxy, token, target, mode="server", once=False):
-        argv = [go_agent_binary(), "-url", f"ws://127.0.0.1:{proxy.tunnel_port}/tunnel",
+    def __init__(self, proxy, token, target, mode="server", once=False, url=None, ca=None):
+        argv = [go_agent_binary(), "-url", url or f"ws://127.0.0.1:{proxy.tunnel_port}/tunnel",
                 "-token", token, "-target", target, "-mode", mode]
+        if ca:
+            argv += ["-ca", ca]
         if once:
             argv.append("-once")
         self.log_path = os.path.join(WORK, f"go-agent-{secrets.token_hex(3)}.log")
@@ -259,6 +261,22 @@ def pattern_sha256(size):
         h.update(block[:n])
         left -= n
     return h.hexdigest()
+
+
+def make_ca(directory, hostname):
+    """A CA and a server certificate for hostname, made with openssl; returns (ca, cert, key)."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=edgegate test CA")
+    with open(os.path.join(directory, "ext.cnf"), "w") as f:
+        f.write(f"subjectAltName=DNS:{hostname}\nbasicConstraints=CA:FALSE\n")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={hostname}")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    return (os.path.join(directory, "ca.pem"), os.path.join(directory, "server.pem"),
+            os.path.join(directory, "server.key"))
 
 
 def rss_kib(pid):
