@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api-server/guard.h"
 #include "api-server/routes.h"
 #include "common/daemon.h"
 #include "common/log.h"
@@ -16,14 +17,16 @@ api_app_t *api_app(const http_request_t *req)
     return http_server_data(http_request_server(req));
 }
 
+/* A request that outlived the HTTP server's grace period (a password job still on the thread
+ * pool) may call back after the clients are gone: it then finds NULL and answers 503. */
 static void on_redis_closed(void *arg)
 {
-    (void)arg;
+    ((api_app_t *)arg)->redis = NULL;
 }
 
 static void on_db_closed(void *arg)
 {
-    (void)arg;
+    ((api_app_t *)arg)->db = NULL;
 }
 
 static void on_http_closed(void *arg)

@@ -15,6 +15,7 @@
 typedef struct api_app {
     uv_loop_t *loop;
     const api_config_t *cfg;
+    /* NULL once closed at shutdown (see db.h: api_pg_send, api_redis_send). */
     pgpool *db;
     redis *redis;
     http_server_t *http;

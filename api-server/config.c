@@ -78,6 +78,8 @@ void api_config_help(FILE *out)
                    "Commands:\n"
                    "  (none)                  serve the API\n"
                    "  migrate [--dir DIR]     apply sql/NNN_*.sql migrations in order, once\n"
+                   "  create-admin --login NAME [--name \"Display Name\"]\n"
+                   "                          create (or restore) an admin; password on stdin\n"
                    "  --help                  this text",
                    vars, NVARS);
 }

@@ -2,7 +2,8 @@
 #include <stdlib.h>
 
 #include "api-server/app.h"
-#include "api-server/routes.h"
+#include "api-server/db.h"
+#include "api-server/handlers.h"
 #include "common/http_json.h"
 
 typedef struct readyz {
@@ -54,11 +55,12 @@ void api_readyz(http_request_t *req)
     }
     r->req = req;
     r->pending = 2;
-    if (pgpool_query(app->db, "SELECT 1", 0, NULL, NULL, on_db, r) < 0) {
+    if (api_pg_send(app, "SELECT 1", 0, NULL, on_db, r) < 0) {
         r->db_error = "query not accepted";
         r->pending--;
     }
-    if (redis_command(app->redis, on_redis, r, "PING") < 0) {
+    const char *ping[1] = {"PING"};
+    if (api_redis_send(app, on_redis, r, 1, ping) < 0) {
         r->redis_error = "command not accepted";
         r->pending--;
     }

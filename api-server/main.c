@@ -5,9 +5,30 @@
 
 #include "api-server/app.h"
 #include "api-server/config.h"
+#include "api-server/create_admin.h"
 #include "api-server/migrate.h"
+#include "api-server/routes.h"
 #include "common/log.h"
 #include "common/pgpool.h"
+
+/*
+ * Subcommands need only the database: a migration job or an operator at a shell should not
+ * have to hold the daemon's other secrets. NULL after explaining what is wrong.
+ */
+static const char *database_url(void)
+{
+    const char *url = getenv("EDGEGATE_DATABASE_URL");
+    char err[160];
+    if (url == NULL || url[0] == '\0') {
+        fprintf(stderr, "config: EDGEGATE_DATABASE_URL is required\n");
+        return NULL;
+    }
+    if (pgpool_check_conninfo(url, err, sizeof(err)) < 0) {
+        fprintf(stderr, "config: EDGEGATE_DATABASE_URL is invalid: %s\n", err);
+        return NULL;
+    }
+    return url;
+}
 
 static int cmd_migrate(int argc, char **argv)
 {
@@ -20,18 +41,30 @@ static int cmd_migrate(int argc, char **argv)
             return 2;
         }
     }
-    /* Only the database is needed: a migration job should not have to hold the other secrets. */
-    const char *url = getenv("EDGEGATE_DATABASE_URL");
-    char err[160];
-    if (url == NULL || url[0] == '\0') {
-        fprintf(stderr, "config: EDGEGATE_DATABASE_URL is required\n");
+    const char *url = database_url();
+    return url == NULL ? 2 : api_migrate(url, dir);
+}
+
+static int cmd_create_admin(int argc, char **argv)
+{
+    const char *login = NULL, *name = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--login") == 0 && i + 1 < argc) {
+            login = argv[++i];
+        } else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
+            name = argv[++i];
+        } else {
+            login = NULL;
+            break;
+        }
+    }
+    if (login == NULL) {
+        fprintf(stderr, "usage: api-server create-admin --login NAME [--name \"Display Name\"]"
+                        " < password\n");
         return 2;
     }
-    if (pgpool_check_conninfo(url, err, sizeof(err)) < 0) {
-        fprintf(stderr, "config: EDGEGATE_DATABASE_URL is invalid: %s\n", err);
-        return 2;
-    }
-    return api_migrate(url, dir);
+    const char *url = database_url();
+    return url == NULL ? 2 : api_create_admin(url, login, name);
 }
 
 int main(int argc, char **argv)
@@ -44,6 +77,13 @@ int main(int argc, char **argv)
     }
     if (cmd != NULL && strcmp(cmd, "migrate") == 0)
         return cmd_migrate(argc, argv);
+    if (cmd != NULL && strcmp(cmd, "create-admin") == 0)
+        return cmd_create_admin(argc, argv);
+    /* Not in --help: the route table as the daemon serves it, for the route-walk test. */
+    if (cmd != NULL && strcmp(cmd, "routes") == 0) {
+        api_routes_print(stdout);
+        return 0;
+    }
     if (cmd != NULL) {
         fprintf(stderr, "api-server: unknown command '%s' (see --help)\n", cmd);
         return 2;

@@ -1,6 +1,6 @@
 #include "api-server/routes.h"
 
-#include "common/http_json.h"
+#include "api-server/handlers.h"
 #include "common/log.h"
 #include "common/ops.h"
 
@@ -8,6 +8,21 @@ static const http_route_t routes[] = {
     API_ROUTE("GET", "/healthz", ops_healthz, API_PUBLIC),
     API_ROUTE("GET", "/readyz", api_readyz, API_PUBLIC),
     API_ROUTE("GET", "/metrics", ops_metrics, API_INTERNAL),
+
+    API_ROUTE("POST", "/api/agents/login", api_agents_login, API_PUBLIC),
+    API_ROUTE("GET", "/api/agents/me", api_agents_me, API_AGENT),
+    API_ROUTE("PUT", "/api/agents/me/status", api_agents_set_status, API_AGENT),
+    API_ROUTE("GET", "/api/agents", api_agents_list, API_AGENT),
+    API_ROUTE("POST", "/api/agents/password", api_agents_password, API_SIGNED_IN),
+
+    API_ROUTE("POST", "/api/admin/agents", api_admin_agent_create, API_ADMIN | API_STEP_UP),
+    API_ROUTE("PATCH", "/api/admin/agents/{user_id}", api_admin_agent_update,
+              API_ADMIN | API_STEP_UP),
+    API_ROUTE("DELETE", "/api/admin/agents/{user_id}", api_admin_agent_disable,
+              API_ADMIN | API_STEP_UP),
+
+    API_ROUTE("GET", "/api/auth/me", api_auth_me, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/auth/logout", api_auth_logout, API_SIGNED_IN),
 };
 
 const http_route_t *api_routes(size_t *n)
@@ -16,11 +31,31 @@ const http_route_t *api_routes(size_t *n)
     return routes;
 }
 
+static const char *access_name(enum api_access access)
+{
+    switch (access) {
+    case API_PUBLIC:
+        return "public";
+    case API_INTERNAL:
+        return "internal";
+    case API_SIGNED_IN:
+        return "signed-in";
+    case API_AGENT:
+        return "agent";
+    case API_ADMIN:
+        return "admin";
+    case API_ACCESS_UNSET:
+        break;
+    }
+    return NULL;
+}
+
 int api_routes_check(const http_route_t *r, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const api_rule_t *rule = r[i].data;
-        if (rule == NULL || rule->access == API_ACCESS_UNSET || r[i].handler == NULL) {
+        if (rule == NULL || access_name(api_rule_access(rule)) == NULL || r[i].handler == NULL ||
+            (rule->rule & ~(API_ACCESS_MASK | API_STEP_UP)) != 0) {
             log_error("api.route_without_rule", "method=%s pattern=%s", r[i].method,
                       r[i].pattern);
             return -1;
@@ -29,23 +64,14 @@ int api_routes_check(const http_route_t *r, size_t n)
     return 0;
 }
 
-void api_dispatch(http_request_t *req, const http_route_t *route)
+void api_routes_print(FILE *out)
 {
-    const api_rule_t *rule = route->data;
-    switch (rule->access) {
-    case API_PUBLIC:
-        route->handler(req);
-        return;
-    case API_INTERNAL:
-        if (!ops_has_internal_token(req)) {
-            http_reply_error(req, 401, "UNAUTHORIZED", "The internal token is missing or wrong.");
-            return;
-        }
-        route->handler(req);
-        return;
-    case API_ACCESS_UNSET:
-        break;
+    size_t n;
+    const http_route_t *r = api_routes(&n);
+    for (size_t i = 0; i < n; i++) {
+        const api_rule_t *rule = r[i].data;
+        const char *access = rule ? access_name(api_rule_access(rule)) : NULL;
+        fprintf(out, "%s %s %s%s\n", r[i].method, r[i].pattern, access ? access : "UNSET",
+                rule && (rule->rule & API_STEP_UP) ? "+step-up" : "");
     }
-    /* Unreachable after api_routes_check(); refuse rather than serve an unguarded route. */
-    http_reply_error(req, 500, "INTERNAL", "Route has no access rule.");
 }

@@ -1,35 +1,65 @@
 /*
- * routes: api-server's one route table. Every route states its access rule, and the guard
- * (api_dispatch) enforces that rule before the handler runs; a route whose rule is left unset
- * stops the daemon at start-up (api_routes_check) and fails the route-table test.
+ * routes: api-server's one route table. Every route is declared with API_ROUTE and states its
+ * access rule; the guard (guard.h: api_dispatch) enforces the rule before the handler runs.
+ * A route whose rule is left out or unset stops the daemon at start-up (api_routes_check),
+ * and `api-server routes` prints the table that the route-walk test checks route by route.
+ *
+ *   API_ROUTE("GET", "/api/agents/me", api_agents_me, API_AGENT)
+ *   API_ROUTE("POST", "/api/admin/agents", api_admin_agent_create, API_ADMIN | API_STEP_UP)
+ *
+ * Access (who may call at all):
+ *   API_PUBLIC     no credentials: probes, sign-in routes
+ *   API_INTERNAL   Authorization: Bearer <EDGEGATE_INTERNAL_TOKEN> (/metrics)
+ *   API_SIGNED_IN  any signed-in account (session cookie or bearer token)
+ *   API_AGENT      a signed-in operator: role agent or admin
+ *   API_ADMIN      a signed-in admin
+ * Device credentials (pairing exchange, heartbeats) get their own access kinds with the
+ * issues that add those routes.
+ *
+ * Flags:
+ *   API_STEP_UP    the route needs a recent MFA verification (`mfa:verified:<account>`).
+ *                  Declared and marked now; NOT ENFORCED YET — the MFA issue adds the check
+ *                  to the guard. Until then such routes are guarded by their access alone.
  */
 #ifndef EDGEGATE_API_ROUTES_H
 #define EDGEGATE_API_ROUTES_H
+
+#include <stdio.h>
 
 #include "common/http_server.h"
 
 enum api_access {
     API_ACCESS_UNSET = 0, /* a route nobody thought about: refused at start-up */
-    API_PUBLIC,           /* probes, sign-in routes */
-    API_INTERNAL,         /* Authorization: Bearer <EDGEGATE_INTERNAL_TOKEN> */
+    API_PUBLIC,
+    API_INTERNAL,
+    API_SIGNED_IN,
+    API_AGENT,
+    API_ADMIN,
 };
+#define API_ACCESS_MASK 0xffu
 
+/* Flags, or-ed onto the access kind. */
+#define API_STEP_UP 0x100u
+
+/* rule: an access kind, or-ed with flags. */
 typedef struct api_rule {
-    enum api_access access;
+    unsigned rule;
 } api_rule_t;
 
-#define API_ROUTE(method, pattern, handler, access_rule)                                       \
+#define API_ROUTE(method, pattern, handler, rule)                                              \
     {                                                                                          \
-        (method), (pattern), (handler), 0, &(const api_rule_t) { (access_rule) }               \
+        (method), (pattern), (handler), 0, &(const api_rule_t) { (rule) }                      \
     }
+
+static inline enum api_access api_rule_access(const api_rule_t *r)
+{
+    return (enum api_access)(r->rule & API_ACCESS_MASK);
+}
 
 const http_route_t *api_routes(size_t *n);
 /* 0 when every route declares a rule; else logs the first offender and returns -1. */
 int api_routes_check(const http_route_t *routes, size_t n);
-/* The auth guard: http_server's dispatch hook. */
-void api_dispatch(http_request_t *req, const http_route_t *route);
-
-/* handlers in api-server/health.c */
-void api_readyz(http_request_t *req);
+/* `api-server routes`: one line per route, "METHOD PATTERN RULE" (e.g. "admin+step-up"). */
+void api_routes_print(FILE *out);
 
 #endif

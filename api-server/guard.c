@@ -1,0 +1,145 @@
+#include "api-server/guard.h"
+
+#include <string.h>
+
+#include "api-server/app.h"
+#include "api-server/db.h"
+#include "api-server/request.h"
+#include "api-server/routes.h"
+#include "api-server/session.h"
+#include "common/http_json.h"
+#include "common/log.h"
+#include "common/ops.h"
+
+static void unauthorized(http_request_t *req, const char *reason)
+{
+    /* The reason goes to the log only: the client learns nothing about which check failed. */
+    log_debug("auth.refused", "req=%s reason=%s", http_request_id(req), reason);
+    http_reply_error(req, 401, "UNAUTHORIZED",
+                     "Sign in first: the session is missing, invalid or has ended.");
+}
+
+int api_origin_ok(const http_request_t *req, int required)
+{
+    slice_t origin = http_request_header(req, "origin");
+    if (origin.ptr == NULL)
+        return !required;
+    return slice_eq(origin, api_app(req)->cfg->public_origin);
+}
+
+static int safe_method(const http_request_t *req)
+{
+    slice_t m = http_request_method(req);
+    return slice_eq(m, "GET") || slice_eq(m, "HEAD") || slice_eq(m, "OPTIONS");
+}
+
+static int role_ok(enum api_access access, unsigned roles)
+{
+    switch (access) {
+    case API_SIGNED_IN:
+        return 1;
+    case API_AGENT:
+        return (roles & ACCOUNT_OPERATOR_ROLES) != 0;
+    case API_ADMIN:
+        return (roles & ACCOUNT_ROLE_ADMIN) != 0;
+    default:
+        return 0;
+    }
+}
+
+static void on_account(http_request_t *req, const PGresult *res)
+{
+    api_principal_t *p = api_request_principal_slot(req);
+    int64_t session_epoch = p->account.session_epoch; /* from the session, until overwritten */
+    if (PQntuples(res) != 1) {
+        unauthorized(req, "account_gone");
+        return;
+    }
+    if (account_from_row(&p->account, res, 0, 0) < 0) {
+        api_reply_unavailable(req, "memory", "account row");
+        return;
+    }
+    if (p->account.disabled) {
+        unauthorized(req, "account_disabled");
+        return;
+    }
+    if (p->account.session_epoch != session_epoch) {
+        unauthorized(req, "session_revoked");
+        return;
+    }
+    if (p->via_cookie && !safe_method(req) && !api_origin_ok(req, 1)) {
+        http_reply_error(req, 403, "CSRF_ORIGIN_MISMATCH",
+                         "A request authenticated by the session cookie must come from the "
+                         "application's own origin.");
+        return;
+    }
+    const http_route_t *route = http_request_route(req);
+    const api_rule_t *rule = route->data;
+    if (!role_ok(api_rule_access(rule), p->account.roles)) {
+        http_reply_error(req, 403, "FORBIDDEN", "This account may not do that.");
+        return;
+    }
+    api_request_signed_in(req);
+    route->handler(req);
+}
+
+static void on_session(http_request_t *req, const session_info_t *info)
+{
+    if (info == NULL) {
+        unauthorized(req, "no_session");
+        return;
+    }
+    api_principal_t *p = api_request_principal_slot(req);
+    p->account.id = info->account_id;
+    p->account.session_epoch = info->epoch;
+    char id[24];
+    const char *values[1] = {api_i64(info->account_id, id)};
+    api_db(req, on_account, "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = $1", 1, values);
+}
+
+static void authenticate(http_request_t *req)
+{
+    char id[SESSION_ID_LEN + 1];
+    slice_t secret = slice_from(api_app(req)->cfg->session_secret);
+    enum session_cred cred = session_credential(
+        http_bearer_token(req), http_request_header(req, "cookie"), secret, id);
+    if (cred == SESSION_CRED_NONE || cred == SESSION_CRED_BAD) {
+        unauthorized(req, cred == SESSION_CRED_NONE ? "no_credential" : "bad_credential");
+        return;
+    }
+    api_principal_t *p = api_request_principal_slot(req);
+    p->via_cookie = cred == SESSION_CRED_COOKIE;
+    crypto_sha256_hex(id, SESSION_ID_LEN, p->session_hash);
+    explicit_bzero(id, sizeof(id));
+    session_lookup(req, p->session_hash, on_session);
+}
+
+void api_dispatch(http_request_t *req, const http_route_t *route)
+{
+    const api_rule_t *rule = route->data;
+    if (api_request_attach(req) < 0) {
+        http_reply_error(req, 503, "SERVICE_UNAVAILABLE", "Out of memory.");
+        return;
+    }
+    switch (api_rule_access(rule)) {
+    case API_PUBLIC:
+        route->handler(req);
+        return;
+    case API_INTERNAL:
+        if (!ops_has_internal_token(req)) {
+            http_reply_error(req, 401, "UNAUTHORIZED", "The internal token is missing or wrong.");
+            return;
+        }
+        route->handler(req);
+        return;
+    case API_SIGNED_IN:
+    case API_AGENT:
+    case API_ADMIN:
+        authenticate(req);
+        return;
+    case API_ACCESS_UNSET:
+        break;
+    }
+    /* Unreachable after api_routes_check(); refuse rather than serve an unguarded route. */
+    http_reply_error(req, 500, "INTERNAL", "Route has no access rule.");
+}
