@@ -17,7 +17,8 @@ LLHTTP_INC := /usr/share/include/llhttp
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 # DWARF 4: Debian bookworm's valgrind 3.19 cannot read the DWARF 5 forms clang emits.
 CFLAGS  ?= -O2 -g -gdwarf-4
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -I. -I$(LLHTTP_INC) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# llhttp's strict mode: no leniency about header names, whitespace or line endings.
+CFLAGS  += -std=c11 -D_GNU_SOURCE -DLLHTTP_STRICT_MODE=1 $(WARN) -I. -I$(LLHTTP_INC) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lmbedtls -lmbedx509 -lmbedcrypto -lm
 
 ifeq ($(SAN),1)
@@ -105,7 +106,7 @@ bench: deps
 
 # libFuzzer: every parser gets a target; each links the library sources built with clang.
 FUZZ_BUILD  := build/fuzz
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(LLHTTP_INC) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DLLHTTP_STRICT_MODE=1 -g -O1 -I. -I$(LLHTTP_INC) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
                -fsanitize=fuzzer-no-link,address,undefined -DEDGEGATE_FUZZ
 FUZZ_BIN    := $(patsubst test/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 FUZZ_LIBOBJ := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(LIB_SRC)) $(patsubst $(LLHTTP_SRC)/%.c,$(FUZZ_BUILD)/llhttp/%.o,$(wildcard $(LLHTTP_SRC)/*.c))

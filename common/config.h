@@ -5,7 +5,8 @@
  * runs every checker and reports every bad or missing variable by name on stderr, so a
  * misconfigured deployment fails at once with a message that says what to fix. --help prints
  * the same table (`cfg_print_help`), which is what the docs and deploy checks compare against.
- * Secret values are never printed, not even their defaults.
+ * Secret values set in the environment are never printed; defaults are in the source, so
+ * --help shows them.
  */
 #ifndef EDGEGATE_CONFIG_H
 #define EDGEGATE_CONFIG_H

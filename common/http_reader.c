@@ -45,6 +45,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     http_reader_t *r = reader_of(p);
     http_head_t *h = r->head;
+    /* Fields after a chunked body are trailers: handlers run once the message is complete,
+     * so merging them would let a trailer pose as a header (RFC 9110 §6.5.1). Dropped. */
+    if (r->head_done)
+        return 0;
     if (!r->header_open) {
         if (h->nheaders == HTTP_MAX_HEADERS)
             return fail(r, 431);
@@ -58,6 +62,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     http_reader_t *r = reader_of(p);
     http_head_t *h = r->head;
+    if (r->head_done)
+        return 0;
     if (h->nheaders == 0)
         return fail(r, 400);
     http_header_t *hdr = &h->headers[h->nheaders - 1];
@@ -71,9 +77,17 @@ static int on_header_value_complete(llhttp_t *p)
 {
     http_reader_t *r = reader_of(p);
     http_head_t *h = r->head;
+    if (r->head_done)
+        return 0;
     r->header_open = 0;
-    if (h->nheaders > 0 && h->headers[h->nheaders - 1].value.ptr == NULL)
-        h->headers[h->nheaders - 1].value = (slice_t){r->arena + r->arena_len, 0};
+    if (h->nheaders == 0)
+        return 0;
+    slice_t *v = &h->headers[h->nheaders - 1].value;
+    if (v->ptr == NULL)
+        *v = (slice_t){r->arena + r->arena_len, 0};
+    /* Trailing whitespace is not part of a field value (RFC 9110 §5.5). */
+    while (v->len > 0 && (v->ptr[v->len - 1] == ' ' || v->ptr[v->len - 1] == '\t'))
+        v->len--;
     return 0;
 }
 
@@ -91,6 +105,9 @@ static int on_headers_complete(llhttp_t *p)
     h->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
     if (h->target.ptr == NULL)
         return fail(r, 400);
+    for (unsigned i = 0; i < h->nheaders; i++) /* llhttp lets ": value" through */
+        if (h->headers[i].name.len == 0)
+            return fail(r, 400);
     const char *q = memchr(h->target.ptr, '?', h->target.len);
     if (q != NULL) {
         h->path = (slice_t){h->target.ptr, (size_t)(q - h->target.ptr)};
@@ -128,6 +145,11 @@ static int on_message_complete(llhttp_t *p)
 {
     http_reader_t *r = reader_of(p);
     r->pending = PENDING_DONE;
+    /* An upgrade (or CONNECT) must end in llhttp's own upgrade pause, which marks the rest of
+     * the input as the new protocol's; pausing here first would report it as a plain DONE and
+     * leave the parser stuck mid-upgrade for the next request. */
+    if (llhttp_get_upgrade(p))
+        return 0;
     return HPE_PAUSED;
 }
 

@@ -7,8 +7,10 @@
  *   - the head (request line + headers) is copied into a caller-provided arena of fixed size;
  *     a head that does not fit, or more than HTTP_MAX_HEADERS headers, is 431;
  *   - body bytes are not kept: each HTTP_READER_BODY event hands out a slice of the input.
- * Malformed input is 400 (or 501 for a transfer-coding we do not speak); after an error the
- * reader stays failed until reset.
+ * Malformed input is 400 (501 for a transfer-coding we do not speak, 505 for another HTTP
+ * version, 417 for an expectation other than 100-continue); after an error the reader stays
+ * failed. Trailers after a chunked body are read and dropped.
+ * llhttp runs in strict mode (the Makefile defines LLHTTP_STRICT_MODE=1).
  *
  * Slices in the head point into the arena and stay valid until the next http_reader_begin().
  */
@@ -81,7 +83,7 @@ enum http_reader_event http_reader_feed(http_reader_t *reader, const char *data,
                                         size_t *consumed, slice_t *body);
 /* Stopped after HEAD or BODY: feed again, even with no new input, to move on. */
 int http_reader_paused(const http_reader_t *reader);
-/* The HTTP status for HTTP_READER_ERROR (400, 413, 431, 501). */
+/* The HTTP status for HTTP_READER_ERROR (400, 417, 431, 501, 505). */
 int http_reader_error_status(const http_reader_t *reader);
 
 /* The value of the first header named name (case-insensitive), or SLICE_NULL. */

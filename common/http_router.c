@@ -38,10 +38,24 @@ void http_router_free(http_router_t *router)
     free(router);
 }
 
+/* Parameter names: lower-case letters, digits and underscores. */
+static int name_ok(slice_t n)
+{
+    if (n.len == 0)
+        return 0;
+    for (size_t i = 0; i < n.len; i++) {
+        char ch = n.ptr[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'))
+            return 0;
+    }
+    return 1;
+}
+
 static int compile(entry_t *e, const char *pattern)
 {
     if (pattern[0] != '/')
         return -1;
+    unsigned nparams = 0;
     const char *p = pattern + 1;
     e->nseg = 0;
     if (*p == '\0') { /* "/" itself: one empty segment */
@@ -63,9 +77,12 @@ static int compile(entry_t *e, const char *pattern)
                 if (end != NULL)
                     return -1; /* a rest parameter must be last */
             }
-            if (s->text.len == 0)
+            if (!name_ok(s->text) || ++nparams > HTTP_MAX_PARAMS)
                 return -1;
         } else {
+            /* Braces anywhere else are a typo in the table, not a literal path. */
+            if (memchr(p, '{', len) != NULL || memchr(p, '}', len) != NULL)
+                return -1;
             s->kind = SEG_LITERAL;
             s->text = (slice_t){p, len};
         }
@@ -111,6 +128,8 @@ static int path_matches(const entry_t *e, slice_t path, http_params_t *params)
     for (unsigned i = 0; i < e->nseg; i++) {
         const segment_t *s = &e->seg[i];
         if (s->kind == SEG_REST) {
+            if (params->n == HTTP_MAX_PARAMS)
+                return 0;
             params->names[params->n] = s->text;
             params->values[params->n++] = (slice_t){path.ptr + pos, path.len - pos};
             return 1;
@@ -133,6 +152,8 @@ static int path_matches(const entry_t *e, slice_t path, http_params_t *params)
         pos += len + 1; /* past the segment and its slash (or past the end) */
         /* `/a/{rest...}` also matches `/a`: the rest is then empty. */
         if (pos > path.len && i + 2 == e->nseg && e->seg[i + 1].kind == SEG_REST) {
+            if (params->n == HTTP_MAX_PARAMS)
+                return 0;
             params->names[params->n] = e->seg[i + 1].text;
             params->values[params->n++] = (slice_t){path.ptr + path.len, 0};
             return 1;

@@ -22,6 +22,10 @@
  */
 #define IN_CAP (64 * 1024)
 #define WCHUNK_MIN (16 * 1024)
+/* Writes smaller than this are gathered and flushed once per loop iteration (in the check phase,
+ * right after the I/O callbacks that produced them): a tunnel turns one request into several
+ * small frames, and one writev beats one write() each. Larger writes go out at once. */
+#define COALESCE_BELOW (16 * 1024)
 #define WRITE_IOV_MAX 16
 #define FREELIST_MAX 64
 #define DEFAULT_MAX_HEAD (16 * 1024)
@@ -81,6 +85,8 @@ struct http_conn {
     http_server_t *server;
     http_conn_t *prev, *next;           /* the server's list */
     http_conn_t *defer_prev, *defer_next; /* the server's deferred-work list */
+    http_conn_t *flush_next;              /* the server's list of connections to flush */
+    unsigned flush_pending : 1;
     enum conn_state state;
     enum timer_kind timer_kind;
     int handles_open;
@@ -111,8 +117,11 @@ struct http_server {
     http_router_t *router;
     uv_tcp_t listener;
     uv_idle_t defer_idle;
+    uv_check_t flush_check;
+    uv_idle_t flush_awake; /* keeps the poll from blocking while a flush is pending */
+    http_conn_t *flush_head;
     uv_timer_t grace_timer;
-    int handles_open; /* listener, idle, grace timer */
+    int handles_open; /* listener, defer idle, flush check + idle, grace timer */
     int listening;
     http_conn_t *conns;
     unsigned nconns;
@@ -363,10 +372,24 @@ static void on_conn_timer(uv_timer_t *t)
 
 /* ---- connection lifecycle ---- */
 
+static void flush_unlink(http_conn_t *c)
+{
+    if (!c->flush_pending)
+        return;
+    for (http_conn_t **p = &c->server->flush_head; *p != NULL; p = &(*p)->flush_next) {
+        if (*p == c) {
+            *p = c->flush_next;
+            break;
+        }
+    }
+    c->flush_pending = 0;
+}
+
 static void conn_free(http_conn_t *c)
 {
     http_server_t *s = c->server;
     defer_unlink(c);
+    flush_unlink(c);
     wchunk_t *w = c->wq_head;
     while (w != NULL) {
         wchunk_t *next = w->next;
@@ -531,10 +554,52 @@ static void conn_flush(http_conn_t *c)
  * Sends bufs: as much as the socket takes right now without copying, the rest copied into the
  * queue. Returns the bytes queued afterwards, or a negative error (the connection is closed).
  */
+static void on_flush_awake(uv_idle_t *idle)
+{
+    (void)idle;
+}
+
+static void on_flush_check(uv_check_t *check)
+{
+    http_server_t *s = check->data;
+    http_conn_t *list = s->flush_head;
+    s->flush_head = NULL;
+    uv_check_stop(check);
+    uv_idle_stop(&s->flush_awake);
+    while (list != NULL) {
+        http_conn_t *c = list;
+        list = c->flush_next;
+        c->flush_pending = 0;
+        conn_flush(c);
+    }
+}
+
 static long conn_send_raw(http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs)
 {
     if (c->state == CONN_CLOSING)
         return UV_EPIPE;
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    if (total < COALESCE_BELOW) {
+        for (unsigned i = 0; i < nbufs; i++) {
+            if (wq_append(c, bufs[i].base, bufs[i].len) < 0) {
+                conn_close(c);
+                return UV_ENOMEM;
+            }
+        }
+        if (c->writing_bytes == 0 && !c->flush_pending) { /* else on_write sends it along */
+            c->flush_pending = 1;
+            c->flush_next = c->server->flush_head;
+            c->server->flush_head = c;
+            uv_check_start(&c->server->flush_check, on_flush_check);
+            /* Check callbacks run after the poll, and only an active idle handle stops the
+             * poll from blocking: without it a write made from a timer would wait for I/O. */
+            uv_idle_start(&c->server->flush_awake, on_flush_awake);
+        }
+        conn_timer_after_io(c);
+        return (long)c->wq_bytes;
+    }
     size_t skip = 0;
     if (c->wq_bytes == 0 && c->writing_bytes == 0) {
         int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
@@ -1531,11 +1596,15 @@ http_server_t *http_server_new(uv_loop_t *loop, const http_server_config_t *conf
     crypto_hex(rnd, sizeof(rnd), s->rid_prefix);
     uv_idle_init(loop, &s->defer_idle);
     s->defer_idle.data = s;
+    uv_check_init(loop, &s->flush_check);
+    s->flush_check.data = s;
+    uv_idle_init(loop, &s->flush_awake);
+    s->flush_awake.data = s;
     uv_timer_init(loop, &s->grace_timer);
     s->grace_timer.data = s;
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
-    s->handles_open = 3;
+    s->handles_open = 5;
     server_metrics(s);
     return s;
 }
@@ -1614,6 +1683,8 @@ static void server_maybe_done(http_server_t *s)
         s->closing_handles = 1;
         uv_close((uv_handle_t *)&s->grace_timer, on_server_handle_closed);
         uv_close((uv_handle_t *)&s->defer_idle, on_server_handle_closed);
+        uv_close((uv_handle_t *)&s->flush_check, on_server_handle_closed);
+        uv_close((uv_handle_t *)&s->flush_awake, on_server_handle_closed);
         return;
     }
     if (s->handles_open == 0) {

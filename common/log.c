@@ -76,7 +76,11 @@ const char *log_quote(char *out, size_t out_size, const char *ptr, size_t len)
     out[o++] = '"';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)ptr[i];
-        if (o + 8 >= out_size) { /* room for an escape, "...", closing quote, NUL */
+        size_t need = (c == '"' || c == '\\') ? 2 : (c < 0x20 || c == 0x7f) ? 4 : 1;
+        /* This character, then either the closing quote and NUL (last one) or room for
+         * "..." after it in case the next one does not fit. */
+        size_t reserve = i + 1 == len ? 2 : 5;
+        if (o + need + reserve > out_size) {
             memcpy(out + o, "...", 3);
             o += 3;
             break;

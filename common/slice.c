@@ -28,7 +28,7 @@ int slice_to_u64(slice_t s, unsigned long long max, unsigned long long *out)
         if (c < '0' || c > '9')
             return -1;
         unsigned d = c - '0';
-        if (v > (max - d) / 10)
+        if (v > max / 10 || (v == max / 10 && d > max % 10))
             return -1;
         v = v * 10 + d;
     }
