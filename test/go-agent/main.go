@@ -7,13 +7,18 @@
 //
 // -mode server (default) is the field agent: yamux server, accepts streams and connects each
 // to -target. -mode client makes it open streams itself (the proxy must refuse them), to check
-// our handling of a peer in the wrong role.
+// our handling of a peer in the wrong role. -mode proxy turns it around to test our agent:
+// it listens on -listen for one tunnel carrying -token, runs hashicorp's yamux *client* over
+// it, sends -streams concurrent "GET /hello" requests through it and exits 0 when every one
+// came back 200 with the body "hello, world\n".
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -153,6 +158,68 @@ func runOnce(url, token, target, mode string) error {
 	}
 }
 
+func probe(listen, token string, streams int) error {
+	result := make(chan error, 1)
+	upgrader := websocket.Upgrader{Subprotocols: []string{"bearer." + token}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/tunnel", func(w http.ResponseWriter, r *http.Request) {
+		if websocket.Subprotocols(r)[0] != "bearer."+token {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		ws, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			result <- err
+			return
+		}
+		sess, err := yamux.Client(&wsConn{ws: ws}, yamux.DefaultConfig())
+		if err != nil {
+			result <- err
+			return
+		}
+		errs := make(chan error, streams)
+		for i := 0; i < streams; i++ {
+			go func() {
+				st, err := sess.Open()
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer st.Close()
+				st.Write([]byte("GET /hello HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n"))
+				resp, err := http.ReadResponse(bufio.NewReader(st), nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				if err == nil && (resp.StatusCode != 200 || string(body) != "hello, world\n") {
+					err = fmt.Errorf("got %d %q", resp.StatusCode, body)
+				}
+				errs <- err
+			}()
+		}
+		for i := 0; i < streams; i++ {
+			if err := <-errs; err != nil {
+				result <- err
+				return
+			}
+		}
+		result <- nil
+	})
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	go http.Serve(ln, mux)
+	select {
+	case err := <-result:
+		return err
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("no tunnel came")
+	}
+}
+
 func main() {
 	url := flag.String("url", "ws://127.0.0.1:3800/tunnel", "tunnel URL")
 	token := flag.String("token", "", "device credential")
@@ -160,7 +227,17 @@ func main() {
 	mode := flag.String("mode", "server", "server (field agent) or client (wrong role)")
 	once := flag.Bool("once", false, "do not reconnect")
 	flag.StringVar(&caFile, "ca", "", "PEM CA file for wss:// (default: system roots)")
+	listen := flag.String("listen", "127.0.0.1:0", "proxy mode: where to wait for the tunnel")
+	streams := flag.Int("streams", 20, "proxy mode: concurrent requests")
 	flag.Parse()
+	if *mode == "proxy" {
+		if err := probe(*listen, *token, *streams); err != nil {
+			log.Printf("probe failed: %v", err)
+			os.Exit(1)
+		}
+		log.Printf("probe ok: %d streams", *streams)
+		return
+	}
 	for {
 		err := runOnce(*url, *token, *target, *mode)
 		log.Printf("tunnel ended: %v", err)
