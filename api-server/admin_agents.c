@@ -236,8 +236,9 @@ void api_admin_agent_update(http_request_t *req)
     unsigned role = 0;
     if (in[U_ROLE].present && (role = operator_role_or_reply(req, in[U_ROLE].str)) == 0)
         return;
-    if (is_self(req, u) &&
-        ((role != 0 && role != ACCOUNT_ROLE_ADMIN) || (in[U_DISABLED].present && in[U_DISABLED].flag))) {
+    int demote = role != 0 && role != ACCOUNT_ROLE_ADMIN;
+    int disable = in[U_DISABLED].present && in[U_DISABLED].flag;
+    if (is_self(req, u) && (demote || disable)) {
         refuse_self(req);
         return;
     }

@@ -28,7 +28,8 @@ static const char upsert_sql[] =
     "  updated_at = now()"
     " RETURNING id, (xmax = 0) AS created)"
     " INSERT INTO audit_log (account_id, event, outcome, detail)"
-    " SELECT id, 'create_admin', 'ok', jsonb_build_object('via', 'command line', 'created', created)"
+    " SELECT id, 'create_admin', 'ok',"
+    "  jsonb_build_object('via', 'command line', 'created', created)"
     " FROM a RETURNING account_id, detail->>'created'";
 
 /* One line from stdin without its line ending; echo is off while a terminal types it. */

@@ -17,24 +17,6 @@ int api_redis_send(api_app_t *app, redis_reply_cb cb, void *arg, int argc, const
     return app->redis == NULL ? -1 : redis_commandv(app->redis, cb, arg, argc, argv, NULL);
 }
 
-typedef struct call {
-    http_request_t *req;
-    union {
-        api_db_cb db;
-        api_redis_cb redis;
-    } cb;
-} call_t;
-
-static call_t *call_new(http_request_t *req)
-{
-    call_t *c = malloc(sizeof(*c));
-    if (c == NULL)
-        api_reply_unavailable(req, "memory", "out of memory");
-    else
-        c->req = req;
-    return c;
-}
-
 int api_db_failed(http_request_t *req, const PGresult *res, const char *error)
 {
     if (error != NULL) {
@@ -46,18 +28,40 @@ int api_db_failed(http_request_t *req, const PGresult *res, const char *error)
         const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
         char q[240];
         log_error("api.sql_error", "req=%s sqlstate=%s message=%s", http_request_id(req),
-                  state ? state : "-", log_quote(q, sizeof(q), msg ? msg : "-", msg ? strlen(msg) : 1));
+                  state ? state : "-",
+                  msg ? log_quote(q, sizeof(q), msg, strlen(msg)) : "-");
         api_reply_internal(req, "database query failed");
         return 1;
     }
     return 0;
 }
 
+int api_redis_failed(http_request_t *req, const redisReply *reply, const char *error)
+{
+    if (error != NULL) {
+        api_reply_unavailable(req, "redis", error);
+        return 1;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        char q[240];
+        log_error("api.redis_error", "req=%s reply=%s", http_request_id(req),
+                  log_quote(q, sizeof(q), reply->str, reply->len));
+        api_reply_internal(req, "redis command failed");
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct call {
+    http_request_t *req;
+    api_db_cb cb;
+} call_t;
+
 static void on_db(void *arg, const PGresult *res, const char *error)
 {
     call_t *c = arg;
     http_request_t *req = c->req;
-    api_db_cb cb = c->cb.db;
+    api_db_cb cb = c->cb;
     free(c);
     if (!api_db_failed(req, res, error))
         cb(req, res);
@@ -66,12 +70,13 @@ static void on_db(void *arg, const PGresult *res, const char *error)
 void api_db(http_request_t *req, api_db_cb cb, const char *sql, int nparams,
             const char *const *values)
 {
-    call_t *c = call_new(req);
-    if (c == NULL)
+    call_t *c = malloc(sizeof(*c));
+    if (c == NULL) {
+        api_reply_unavailable(req, "memory", "out of memory");
         return;
-    c->cb.db = cb;
-    int rc = api_pg_send(api_app(req), sql, nparams, values, on_db, c);
-    if (rc < 0) {
+    }
+    *c = (call_t){req, cb};
+    if (api_pg_send(api_app(req), sql, nparams, values, on_db, c) < 0) {
         free(c);
         api_reply_unavailable(req, "postgres", "query not accepted");
     }
@@ -93,42 +98,4 @@ void api_db_background(api_app_t *app, const char *what, const char *sql, int np
     /* what is a string literal: it outlives the query. */
     if (api_pg_send(app, sql, nparams, values, on_background, (void *)what) < 0)
         log_warn("api.background_write_failed", "what=%s error=\"query not accepted\"", what);
-}
-
-int api_redis_failed(http_request_t *req, const redisReply *reply, const char *error)
-{
-    if (error != NULL) {
-        api_reply_unavailable(req, "redis", error);
-        return 1;
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
-        char q[240];
-        log_error("api.redis_error", "req=%s reply=%s", http_request_id(req),
-                  log_quote(q, sizeof(q), reply->str, reply->len));
-        api_reply_internal(req, "redis command failed");
-        return 1;
-    }
-    return 0;
-}
-
-static void on_redis(void *arg, redisReply *reply, const char *error)
-{
-    call_t *c = arg;
-    http_request_t *req = c->req;
-    api_redis_cb cb = c->cb.redis;
-    free(c);
-    if (!api_redis_failed(req, reply, error))
-        cb(req, reply);
-}
-
-void api_redis(http_request_t *req, api_redis_cb cb, int argc, const char **argv)
-{
-    call_t *c = call_new(req);
-    if (c == NULL)
-        return;
-    c->cb.redis = cb;
-    if (api_redis_send(api_app(req), on_redis, c, argc, argv) < 0) {
-        free(c);
-        api_reply_unavailable(req, "redis", "command not accepted");
-    }
 }

@@ -102,6 +102,9 @@ class Deployment:
             doc = bd
         return st, doc, hd
 
+    def status(self, method, path, **kw):
+        return self.call(method, path, **kw)[0]
+
     def login(self, user, password, **kw):
         return self.call("POST", "/api/agents/login", body={"user_id": user, "password": password},
                          **kw)
@@ -178,7 +181,7 @@ def test_create_admin_from_stdin_then_login_gives_token_agent_and_cookie():
         r = create_admin(dep.url, ADMIN, "another-password")
         eq(r.returncode, 0, r.stderr)
         check("updated admin 'root'" in r.stdout, r.stdout)
-        eq(dep.call("GET", "/api/agents/me", token=token)[0], 401, "old session after create-admin")
+        eq(dep.status("GET", "/api/agents/me", token=token), 401, "old session after create-admin")
         eq(dep.login(ADMIN, ADMIN_PW)[0], 401)
         eq(dep.login(ADMIN, "another-password")[1]["agent"]["name"], "The Admin")
 
@@ -267,7 +270,7 @@ def test_bcrypt_hash_from_the_old_system_verifies_and_is_rehashed_to_yescrypt():
             eq(st, 200, doc)
             upgraded = dep.sql(f"SELECT password_hash FROM accounts WHERE login = '{login}'")
             check(upgraded.startswith("$y$j9T$"), f"rehashed to yescrypt: {upgraded}")
-            eq(dep.call("GET", "/api/agents/me", token=doc["token"])[0], 200)
+            eq(dep.status("GET", "/api/agents/me", token=doc["token"]), 200)
             eq(dep.login(login, LEGACY_PW)[0], 200, "the new hash verifies")
             eq(dep.sql(f"SELECT password_hash FROM accounts WHERE login = '{login}'"), upgraded,
                "a current hash is not rehashed again")
@@ -280,7 +283,7 @@ def test_every_login_is_a_new_session_and_a_password_change_ends_all_others():
         a, b = dep.token(), dep.token()
         check(a != b, "a second sign-in gets a new id")
         for t in (a, b):
-            eq(dep.call("GET", "/api/agents/me", token=t)[0], 200)
+            eq(dep.status("GET", "/api/agents/me", token=t), 200)
 
         st, doc, _ = dep.call("POST", "/api/agents/password", token=a,
                               body={"new_password": "next-password-1"})
@@ -292,7 +295,7 @@ def test_every_login_is_a_new_session_and_a_password_change_ends_all_others():
             st, doc, _ = dep.call("POST", "/api/agents/password", token=a,
                                   body={"old_password": ADMIN_PW, "new_password": short})
             eq((st, error_code(doc)), (422, "INVALID_PASSWORD"), f"{len(short)} bytes")
-        eq(dep.call("GET", "/api/agents/me", token=a)[0], 200, "refused changes change nothing")
+        eq(dep.status("GET", "/api/agents/me", token=a), 200, "refused changes change nothing")
 
         st, doc, hd = dep.call("POST", "/api/agents/password", token=a,
                                body={"old_password": ADMIN_PW, "new_password": "next-password-1"})
@@ -301,9 +304,9 @@ def test_every_login_is_a_new_session_and_a_password_change_ends_all_others():
         check(c not in (a, b), "the session id rotates with the password")
         check(hd["set-cookie"].startswith(f"edgegate_session={c}."), hd)
         for t in (a, b):
-            eq(dep.call("GET", "/api/agents/me", token=t)[0], 401, "an old session lives on")
+            eq(dep.status("GET", "/api/agents/me", token=t), 401, "an old session lives on")
             eq(rcli("EXISTS", session_key(t)), "0", "its Redis record is deleted too")
-        eq(dep.call("GET", "/api/agents/me", token=c)[0], 200)
+        eq(dep.status("GET", "/api/agents/me", token=c), 200)
         eq(dep.login(ADMIN, ADMIN_PW)[0], 401)
         eq(dep.login(ADMIN, "next-password-1")[0], 200)
         wait_for_audit(dep, "password_change", "ok")
@@ -320,14 +323,14 @@ def test_logout_deletes_the_session():
         eq((st, doc), (200, {"logged_out": True}))
         check(hd["set-cookie"].startswith("edgegate_session=; Max-Age=0"), hd["set-cookie"])
         eq(rcli("EXISTS", key), "0")
-        eq(dep.call("GET", "/api/agents/me", token=token)[0], 401)
-        eq(dep.call("POST", "/api/auth/logout", token=token)[0], 401)
+        eq(dep.status("GET", "/api/agents/me", token=token), 401)
+        eq(dep.status("POST", "/api/auth/logout", token=token), 401)
         wait_for_audit(dep, "logout", "ok")
 
         cookie = dep.cookie()
-        eq(dep.call("POST", "/api/auth/logout", cookie=cookie)[0], 403, "cookie logout needs Origin")
-        eq(dep.call("POST", "/api/auth/logout", cookie=cookie, origin=dep.origin)[0], 200)
-        eq(dep.call("GET", "/api/agents/me", cookie=cookie)[0], 401)
+        eq(dep.status("POST", "/api/auth/logout", cookie=cookie), 403, "cookie logout needs Origin")
+        eq(dep.status("POST", "/api/auth/logout", cookie=cookie, origin=dep.origin), 200)
+        eq(dep.status("GET", "/api/agents/me", cookie=cookie), 401)
 
 
 def test_idle_timeout_and_absolute_lifetime_end_a_session():
@@ -343,23 +346,23 @@ def test_idle_timeout_and_absolute_lifetime_end_a_session():
 
         # Use restarts the idle timer.
         rcli("EXPIRE", key, "100")
-        eq(dep.call("GET", "/api/agents/me", token=token)[0], 200)
+        eq(dep.status("GET", "/api/agents/me", token=token), 200)
         check(int(rcli("TTL", key)) > SESSION_IDLE - 5, "idle timer restarted by use")
 
         # Idle: nothing for the whole idle timeout (shortened) ends it.
         rcli("PEXPIRE", key, "200")
         time.sleep(0.4)
-        eq(dep.call("GET", "/api/agents/me", token=token)[0], 401, "idle session")
+        eq(dep.status("GET", "/api/agents/me", token=token), 401, "idle session")
 
         # Absolute: however busy, a session ends 7 days after it was created.
         token = dep.token()
         key = session_key(token)
         now = int(time.time())
         rcli("HSET", key, "created", str(now - SESSION_ABSOLUTE + 60))
-        eq(dep.call("GET", "/api/agents/me", token=token)[0], 200)
+        eq(dep.status("GET", "/api/agents/me", token=token), 200)
         check(int(rcli("TTL", key)) <= 60, "the idle timer never runs past the absolute end")
         rcli("HSET", key, "created", str(now - SESSION_ABSOLUTE - 1))
-        eq(dep.call("GET", "/api/agents/me", token=token)[0], 401, "past the absolute lifetime")
+        eq(dep.status("GET", "/api/agents/me", token=token), 401, "past the absolute lifetime")
         eq(rcli("EXISTS", key), "0", "and the record is gone")
 
 
@@ -376,9 +379,9 @@ def test_csrf_cookie_writes_need_our_origin_bearer_writes_do_not():
         st, doc, _ = dep.call("PUT", "/api/agents/me/status", cookie=cookie, origin=dep.origin,
                               body=body)
         eq((st, doc["status"]), (200, "online"))
-        eq(dep.call("GET", "/api/agents/me", cookie=cookie)[0], 200, "reads need no Origin")
+        eq(dep.status("GET", "/api/agents/me", cookie=cookie), 200, "reads need no Origin")
         token = cookie.split("=", 1)[1].split(".")[0]
-        eq(dep.call("PUT", "/api/agents/me/status", token=token, body={"status": "busy"})[0], 200,
+        eq(dep.status("PUT", "/api/agents/me/status", token=token, body={"status": "busy"}), 200,
            "a bearer token is not sent by browsers on their own: no Origin needed")
         st, doc, _ = dep.login(ADMIN, ADMIN_PW, origin="http://evil.example")
         eq((st, error_code(doc)), (403, "CSRF_ORIGIN_MISMATCH"), "login CSRF")
@@ -433,8 +436,8 @@ def test_every_non_public_route_refuses_missing_forged_expired_and_underprivileg
         plain_cookie = dep.cookie("plain", "plain-password")
         dead = dep.token()
         dead_cookie = dep.cookie()
-        eq(dep.call("POST", "/api/auth/logout", token=dead)[0], 200)
-        eq(dep.call("POST", "/api/auth/logout", cookie=dead_cookie, origin=dep.origin)[0], 200)
+        eq(dep.status("POST", "/api/auth/logout", token=dead), 200)
+        eq(dep.status("POST", "/api/auth/logout", cookie=dead_cookie, origin=dep.origin), 200)
         expired = dep.token()
         rcli("DEL", session_key(expired))
 
@@ -459,12 +462,13 @@ def test_every_non_public_route_refuses_missing_forged_expired_and_underprivileg
                 checked += 1
             access = rule.split("+")[0]
             if access == "internal":
-                eq(dep.call(method, path, token=admin)[0], 401, f"{what}: a session is not the "
+                eq(dep.status(method, path, token=admin), 401, f"{what}: a session is not the "
                    "internal token")
             if access in ("agent", "admin"):
                 st, doc, _ = dep.call(method, path, token=plain, body=body)
                 eq((st, error_code(doc)), (403, "FORBIDDEN"), f"{what} as a plain user")
-                st, doc, _ = dep.call(method, path, cookie=plain_cookie, origin=dep.origin, body=body)
+                st, doc, _ = dep.call(method, path, cookie=plain_cookie, origin=dep.origin,
+                                      body=body)
                 eq(st, 403, f"{what} as a plain user by cookie")
             if access == "admin":
                 st, doc, _ = dep.call(method, path, token=agent, body=body)
@@ -473,7 +477,7 @@ def test_every_non_public_route_refuses_missing_forged_expired_and_underprivileg
                 st, _, _ = dep.call(method, path, token=plain, body=body)
                 check(st not in (401, 403), f"{what}: any signed-in account passes the guard")
         check(checked >= 7 * 9, f"only {checked} checks")
-        eq(dep.call("GET", "/api/agents/me", token=admin)[0], 200, "the admin's session survived")
+        eq(dep.status("GET", "/api/agents/me", token=admin), 200, "the admin's session survived")
 
 
 # ---- dependencies down ----
@@ -488,15 +492,15 @@ def test_redis_down_answers_503_on_protected_routes_then_recovers():
                     dep.call("GET", "/api/agents/me", token=token)),
                 timeout=10, what="the session check to notice Redis is down")
             eq((st, error_code(doc)), (503, "SERVICE_UNAVAILABLE"), "fail closed, never 200")
-            eq(dep.call("GET", "/api/agents", token=token)[0], 503)
+            eq(dep.status("GET", "/api/agents", token=token), 503)
             eq(dep.login(ADMIN, ADMIN_PW)[0], 503, "no rate-limit counter, no sign-in")
-            eq(dep.call("GET", "/api/agents/me")[0], 401, "no credentials needs no Redis")
+            eq(dep.status("GET", "/api/agents/me"), 401, "no credentials needs no Redis")
         finally:
             redis_start()
         # The test Redis keeps nothing on disk: the session is gone, a new sign-in works.
         wait_until(lambda: dep.login(ADMIN, ADMIN_PW)[0] == 200, timeout=20,
                    what="sign-in after Redis is back")
-        eq(dep.call("GET", "/api/agents/me", token=dep.token())[0], 200)
+        eq(dep.status("GET", "/api/agents/me", token=dep.token()), 200)
 
 
 def test_postgres_down_answers_503_then_the_same_session_works_again():
@@ -512,7 +516,7 @@ def test_postgres_down_answers_503_then_the_same_session_works_again():
             eq(dep.login(ADMIN, ADMIN_PW)[0], 503)
         finally:
             pg_start()
-        wait_until(lambda: dep.call("GET", "/api/agents/me", token=token)[0] == 200, timeout=20,
+        wait_until(lambda: dep.status("GET", "/api/agents/me", token=token) == 200, timeout=20,
                    what="recovery after PostgreSQL restart")
 
 
@@ -548,21 +552,23 @@ def test_disabled_account_stops_at_once_and_cannot_sign_in():
         admin = dep.token()
         dep.add_agent(admin, "agent1", "agent1-password")
         agent = dep.token("agent1", "agent1-password")
-        eq(dep.call("GET", "/api/agents/me", token=agent)[0], 200)
+        eq(dep.status("GET", "/api/agents/me", token=agent), 200)
 
         st, doc, _ = dep.call("DELETE", "/api/admin/agents/agent1", token=admin)
         eq((st, doc["disabled"]), (200, True))
-        eq(dep.call("GET", "/api/agents/me", token=agent)[0], 401, "its session ended at once")
+        eq(dep.status("GET", "/api/agents/me", token=agent), 401, "its session ended at once")
         st, doc, _ = dep.login("agent1", "agent1-password")
         eq((st, error_code(doc)), (401, "INVALID_CREDENTIALS"), "same answer as a wrong password")
-        eq(dep.call("GET", "/api/agents", token=admin)[1]["total"], 1, "disabled agents are not listed")
+        eq(dep.call("GET", "/api/agents", token=admin)[1]["total"], 1,
+           "disabled agents are not listed")
 
-        eq(dep.call("PATCH", "/api/admin/agents/agent1", token=admin, body={"disabled": False})[0], 200)
-        eq(dep.call("GET", "/api/agents/me", token=agent)[0], 401, "re-enabling does not revive it")
+        eq(dep.status("PATCH", "/api/admin/agents/agent1", token=admin,
+                      body={"disabled": False}), 200)
+        eq(dep.status("GET", "/api/agents/me", token=agent), 401, "re-enabling does not revive it")
         agent = dep.token("agent1", "agent1-password")
         # Disabled behind the API's back (SQL): the guard reads the account on every request.
         dep.sql("UPDATE accounts SET disabled = true WHERE login = 'agent1'")
-        eq(dep.call("GET", "/api/agents/me", token=agent)[0], 401)
+        eq(dep.status("GET", "/api/agents/me", token=agent), 401)
         wait_for_audit(dep, "admin_disable_agent", "ok")
         rows = wait_for_audit(dep, "session_revoked", "ok")
         eq((rows[0][0], rows[0][1]), ("2", "1"), "about the agent, done by the admin")
@@ -574,7 +580,8 @@ def test_admins_create_update_and_refuse_to_lock_themselves_out():
         doc = dep.add_agent(admin, "agent1", "agent1-password", name="Agent One")
         eq(doc, {"user_id": "agent1", "name": "Agent One", "role": "agent", "status": "offline",
                  "current_load": 0, "max_load": 5, "mfa_enabled": False, "disabled": False})
-        check(dep.sql("SELECT password_hash FROM accounts WHERE login = 'agent1'").startswith("$y$"))
+        check(dep.sql("SELECT password_hash FROM accounts WHERE login = 'agent1'")
+              .startswith("$y$"), "hashed with yescrypt")
 
         base = {"user_id": "agent2", "name": "Two", "role": "agent", "password": "agent2-password"}
         for change, code in (({"user_id": "agent1"}, "LOGIN_TAKEN"),
@@ -596,23 +603,28 @@ def test_admins_create_update_and_refuse_to_lock_themselves_out():
         st, doc, _ = dep.call("PATCH", "/api/admin/agents/agent1", token=admin,
                               body={"name": "Agent 1", "max_load": 9})
         eq((st, doc["name"], doc["max_load"]), (200, "Agent 1", 9))
-        eq(dep.call("GET", "/api/agents/me", token=agent)[0], 200, "no privilege change, session kept")
-        for change, code in (({"max_load": -1}, "INVALID_MAX_LOAD"), ({"max_load": 1001}, "INVALID_MAX_LOAD"),
-                             ({"disabled": "yes"}, "INVALID_DISABLED"), ({"role": "owner"}, "INVALID_ROLE")):
+        eq(dep.status("GET", "/api/agents/me", token=agent), 200,
+           "no privilege change: the session is kept")
+        for change, code in (({"max_load": -1}, "INVALID_MAX_LOAD"),
+                             ({"max_load": 1001}, "INVALID_MAX_LOAD"),
+                             ({"disabled": "yes"}, "INVALID_DISABLED"),
+                             ({"role": "owner"}, "INVALID_ROLE")):
             st, doc, _ = dep.call("PATCH", "/api/admin/agents/agent1", token=admin, body=change)
             eq((st, error_code(doc)), (422, code), change)
 
-        st, doc, _ = dep.call("PATCH", "/api/admin/agents/agent1", token=admin, body={"role": "admin"})
+        st, doc, _ = dep.call("PATCH", "/api/admin/agents/agent1", token=admin,
+                              body={"role": "admin"})
         eq((st, doc["role"]), (200, "admin"))
-        eq(dep.call("GET", "/api/agents/me", token=agent)[0], 401, "a privilege change ends sessions")
+        eq(dep.status("GET", "/api/agents/me", token=agent), 401,
+           "a privilege change ends sessions")
         promoted = dep.token("agent1", "agent1-password")
-        eq(dep.call("POST", "/api/admin/agents", token=promoted,
-                    body={**base, "user_id": "agent3"})[0], 201)
+        eq(dep.status("POST", "/api/admin/agents", token=promoted,
+                    body={**base, "user_id": "agent3"}), 201)
 
         for path in ("/api/admin/agents/nobody", "/api/admin/agents/bad%20login",
                      "/api/admin/agents/%zz"):
-            eq(dep.call("PATCH", path, token=admin, body={"max_load": 1})[0], 404, path)
-            eq(dep.call("DELETE", path, token=admin)[0], 404, path)
+            eq(dep.status("PATCH", path, token=admin, body={"max_load": 1}), 404, path)
+            eq(dep.status("DELETE", path, token=admin), 404, path)
         eq(dep.call("PATCH", "/api/admin/agents/agent%31", token=admin, body={"max_load": 2})[1]
            ["max_load"], 2, "percent-encoded logins are decoded")
 
@@ -620,7 +632,8 @@ def test_admins_create_update_and_refuse_to_lock_themselves_out():
                              ("DELETE", None)):
             st, doc, _ = dep.call(method, "/api/admin/agents/root", token=admin, body=body)
             eq((st, error_code(doc)), (409, "SELF_LOCKOUT"), f"{method} {body}")
-        eq(dep.call("PATCH", "/api/admin/agents/root", token=admin, body={"name": "Still Me"})[0], 200)
+        eq(dep.status("PATCH", "/api/admin/agents/root", token=admin,
+                      body={"name": "Still Me"}), 200)
 
         rows = wait_for_audit(dep, "admin_create_agent", "ok", 3)
         eq([r[1] for r in rows], ["1", "1", "2"], "the actor is the admin who acted")

@@ -16,12 +16,14 @@ static void test_roles_parse_and_print(void **state)
 {
     (void)state;
     assert_int_equal(account_roles_parse_array("{user}"), ACCOUNT_ROLE_USER);
-    assert_int_equal(account_roles_parse_array("{user,agent}"), ACCOUNT_ROLE_USER | ACCOUNT_ROLE_AGENT);
+    assert_int_equal(account_roles_parse_array("{user,agent}"),
+                     ACCOUNT_ROLE_USER | ACCOUNT_ROLE_AGENT);
     assert_int_equal(account_roles_parse_array("{admin}"), ACCOUNT_ROLE_ADMIN);
     assert_int_equal(account_roles_parse_array("{}"), 0);
     assert_int_equal(account_roles_parse_array("{administrator,age}"), 0); /* no prefixes */
     char text[32];
-    assert_string_equal(account_roles_text(ACCOUNT_ROLE_USER | ACCOUNT_ROLE_ADMIN, text), "user,admin");
+    assert_string_equal(account_roles_text(ACCOUNT_ROLE_USER | ACCOUNT_ROLE_ADMIN, text),
+                        "user,admin");
     assert_string_equal(account_roles_text(0, text), "");
     assert_string_equal(account_role_name(ACCOUNT_ROLE_AGENT | ACCOUNT_ROLE_ADMIN), "admin");
     assert_string_equal(account_role_name(ACCOUNT_ROLE_USER | ACCOUNT_ROLE_AGENT), "agent");

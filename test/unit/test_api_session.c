@@ -27,6 +27,24 @@ static void signed_cookie(char out[SESSION_COOKIE_VALUE_LEN + 1])
     session_cookie_sign(secret(), ID, out);
 }
 
+static int verify(slice_t value)
+{
+    char id[SESSION_ID_LEN + 1];
+    return session_cookie_verify(secret(), value, id);
+}
+
+static slice_t find(const char *header)
+{
+    return session_cookie_find(slice_from(header), SESSION_COOKIE_NAME);
+}
+
+/* NULL for an absent header. */
+static enum session_cred cred(const char *bearer, const char *cookie_header,
+                              char id[SESSION_ID_LEN + 1])
+{
+    return session_credential(slice_from(bearer), slice_from(cookie_header), secret(), id);
+}
+
 static void test_signed_cookie_verifies_and_yields_the_id(void **state)
 {
     (void)state;
@@ -63,20 +81,20 @@ static void test_cookie_signed_with_another_secret_is_refused(void **state)
 static void test_malformed_cookie_values_are_refused(void **state)
 {
     (void)state;
-    char value[SESSION_COOKIE_VALUE_LEN + 1], id[SESSION_ID_LEN + 1];
+    char value[SESSION_COOKIE_VALUE_LEN + 1];
     signed_cookie(value);
     /* truncated, extended, padded, dot moved, bare id, empty */
-    assert_int_equal(session_cookie_verify(secret(), (slice_t){value, SESSION_COOKIE_VALUE_LEN - 1}, id), -1);
+    assert_int_equal(verify((slice_t){value, SESSION_COOKIE_VALUE_LEN - 1}), -1);
     char longer[SESSION_COOKIE_VALUE_LEN + 2];
     snprintf(longer, sizeof(longer), "%s=", value);
-    assert_int_equal(session_cookie_verify(secret(), slice_from(longer), id), -1);
+    assert_int_equal(verify(slice_from(longer)), -1);
     char moved[SESSION_COOKIE_VALUE_LEN + 1];
     memcpy(moved, value, sizeof(moved));
     moved[SESSION_ID_LEN] = moved[SESSION_ID_LEN - 1];
     moved[SESSION_ID_LEN - 1] = '.';
-    assert_int_equal(session_cookie_verify(secret(), slice_from(moved), id), -1);
-    assert_int_equal(session_cookie_verify(secret(), slice_from(ID), id), -1);
-    assert_int_equal(session_cookie_verify(secret(), slice_from(""), id), -1);
+    assert_int_equal(verify(slice_from(moved)), -1);
+    assert_int_equal(verify(slice_from(ID)), -1);
+    assert_int_equal(verify(slice_from("")), -1);
 }
 
 static void test_session_id_format(void **state)
@@ -99,18 +117,13 @@ static void test_session_id_format(void **state)
 static void test_cookie_is_found_among_others_by_exact_name(void **state)
 {
     (void)state;
-    slice_t v = session_cookie_find(slice_from("a=1; edgegate_session=abc; b=2"), "edgegate_session");
-    assert_true(slice_eq(v, "abc"));
-    v = session_cookie_find(slice_from("xedgegate_session=evil;edgegate_session = good "), "edgegate_session");
-    assert_true(slice_eq(v, "good"));
-    v = session_cookie_find(slice_from("edgegate_sessionx=evil"), "edgegate_session");
-    assert_null(v.ptr);
-    v = session_cookie_find(slice_from("edgegate_session=first; edgegate_session=second"), "edgegate_session");
-    assert_true(slice_eq(v, "first"));
-    v = session_cookie_find(slice_from("edgegate_session=a=b"), "edgegate_session");
-    assert_true(slice_eq(v, "a=b"));
-    assert_null(session_cookie_find(SLICE_NULL, "edgegate_session").ptr);
-    assert_null(session_cookie_find(slice_from(";;;"), "edgegate_session").ptr);
+    assert_true(slice_eq(find("a=1; edgegate_session=abc; b=2"), "abc"));
+    assert_true(slice_eq(find("xedgegate_session=evil;edgegate_session = good "), "good"));
+    assert_null(find("edgegate_sessionx=evil").ptr);
+    assert_true(slice_eq(find("edgegate_session=first; edgegate_session=second"), "first"));
+    assert_true(slice_eq(find("edgegate_session=a=b"), "a=b"));
+    assert_null(find(NULL).ptr);
+    assert_null(find(";;;").ptr);
 }
 
 static void test_credential_prefers_bearer_and_never_falls_back(void **state)
@@ -120,23 +133,23 @@ static void test_credential_prefers_bearer_and_never_falls_back(void **state)
     signed_cookie(value);
     snprintf(header, sizeof(header), "other=1; edgegate_session=%s", value);
 
-    assert_int_equal(session_credential(SLICE_NULL, SLICE_NULL, secret(), id), SESSION_CRED_NONE);
-    assert_int_equal(session_credential(SLICE_NULL, slice_from("a=b"), secret(), id), SESSION_CRED_NONE);
+    assert_int_equal(cred(NULL, NULL, id), SESSION_CRED_NONE);
+    assert_int_equal(cred(NULL, "a=b", id), SESSION_CRED_NONE);
 
-    assert_int_equal(session_credential(SLICE_NULL, slice_from(header), secret(), id), SESSION_CRED_COOKIE);
+    assert_int_equal(cred(NULL, header, id), SESSION_CRED_COOKIE);
     assert_string_equal(id, ID);
 
     const char *other = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
-    assert_int_equal(session_credential(slice_from(other), slice_from(header), secret(), id), SESSION_CRED_BEARER);
+    assert_int_equal(cred(other, header, id), SESSION_CRED_BEARER);
     assert_string_equal(id, other);
 
     /* A garbage bearer token is refused even though the cookie is good. */
-    assert_int_equal(session_credential(slice_from("garbage"), slice_from(header), secret(), id), SESSION_CRED_BAD);
+    assert_int_equal(cred("garbage", header, id), SESSION_CRED_BAD);
     /* The signed cookie value is not a bearer token. */
-    assert_int_equal(session_credential(slice_from(value), SLICE_NULL, secret(), id), SESSION_CRED_BAD);
+    assert_int_equal(cred(value, NULL, id), SESSION_CRED_BAD);
     /* A bare id in the cookie (no signature) is refused before any lookup. */
     snprintf(header, sizeof(header), "edgegate_session=%s", ID);
-    assert_int_equal(session_credential(SLICE_NULL, slice_from(header), secret(), id), SESSION_CRED_BAD);
+    assert_int_equal(cred(NULL, header, id), SESSION_CRED_BAD);
 }
 
 static void test_set_cookie_attributes(void **state)
@@ -153,7 +166,8 @@ static void test_set_cookie_attributes(void **state)
     assert_null(strstr(out, "Secure"));
     assert_non_null(strstr(out, "HttpOnly"));
     session_set_cookie(out, NULL, 1, 604800);
-    assert_string_equal(out, "edgegate_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax; Secure");
+    assert_string_equal(out,
+                        "edgegate_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax; Secure");
 }
 
 int main(void)
