@@ -133,6 +133,8 @@ struct http_server {
     unsigned in_nfree;
     http_request_t *req_free[FREELIST_MAX];
     unsigned req_nfree;
+    wchunk_t *chunk_free[FREELIST_MAX]; /* write chunks of WCHUNK_MIN bytes, for reuse */
+    unsigned chunk_nfree;
     int shutting_down;
     int free_pending;
     void (*done_cb)(void *);
@@ -152,6 +154,7 @@ static void request_release(http_request_t *req);
 static void server_maybe_done(http_server_t *s);
 static void conn_flush(http_conn_t *c);
 static void conn_start_reading(http_conn_t *c);
+static void chunk_put(http_server_t *s, wchunk_t *w);
 
 /* ---- small helpers ---- */
 
@@ -393,7 +396,7 @@ static void conn_free(http_conn_t *c)
     wchunk_t *w = c->wq_head;
     while (w != NULL) {
         wchunk_t *next = w->next;
-        free(w);
+        chunk_put(s, w);
         w = next;
     }
     in_put(s, c->in);
@@ -464,18 +467,36 @@ static void conn_close_after_write(http_conn_t *c)
 
 /* ---- writing ---- */
 
+/* Write chunks come and go with every burst of output; the common size is recycled. */
+static wchunk_t *chunk_get(http_server_t *s, size_t cap)
+{
+    if (cap == WCHUNK_MIN && s->chunk_nfree > 0)
+        return s->chunk_free[--s->chunk_nfree];
+    wchunk_t *w = malloc(sizeof(wchunk_t) + cap);
+    if (w != NULL)
+        w->cap = cap;
+    return w;
+}
+
+static void chunk_put(http_server_t *s, wchunk_t *w)
+{
+    if (w->cap == WCHUNK_MIN && s->chunk_nfree < FREELIST_MAX && !s->shutting_down)
+        s->chunk_free[s->chunk_nfree++] = w;
+    else
+        free(w);
+}
+
 static int wq_append(http_conn_t *c, const char *p, size_t len)
 {
     while (len > 0) {
         wchunk_t *t = c->wq_tail;
         if (t == NULL || t->len == t->cap) {
             size_t cap = len > WCHUNK_MIN ? len : WCHUNK_MIN;
-            t = malloc(sizeof(wchunk_t) + cap);
+            t = chunk_get(c->server, cap);
             if (t == NULL)
                 return -ENOMEM;
             t->next = NULL;
             t->off = t->len = 0;
-            t->cap = cap;
             if (c->wq_tail)
                 c->wq_tail->next = t;
             else
@@ -517,7 +538,7 @@ static void on_write(uv_write_t *wr, int status)
             c->wq_head = w->next;
             if (c->wq_tail == w)
                 c->wq_tail = NULL;
-            free(w);
+            chunk_put(c->server, w);
         }
     }
     if (c->wq_bytes > 0) {
@@ -1748,6 +1769,8 @@ void http_server_free(http_server_t *s)
         free(s->in_free[--s->in_nfree]);
     while (s->req_nfree > 0)
         free(s->req_free[--s->req_nfree]);
+    while (s->chunk_nfree > 0)
+        free(s->chunk_free[--s->chunk_nfree]);
     http_router_free(s->router);
     free(s);
 }

@@ -84,77 +84,99 @@ static void on_server_closed(void *arg)
     if (--app->servers_open > 0)
         return;
     redis_close(app->redis, on_redis_closed, app);
-    tunnel_registry_free();
     http_server_free(app->tunnel);
     http_server_free(app->internal);
     daemon_signals_stop();
 }
 
-static void on_stop(void *arg, int signum)
+/* Stops whatever has started (both servers, or only some of them after a failed start). */
+static void stop_all(proxy_app_t *app, unsigned grace_ms)
 {
-    proxy_app_t *app = arg;
-    (void)signum;
-    http_server_shutdown(app->tunnel, SHUTDOWN_GRACE_MS, on_server_closed, app);
-    http_server_shutdown(app->internal, SHUTDOWN_GRACE_MS, on_server_closed, app);
+    app->servers_open = (app->tunnel != NULL) + (app->internal != NULL);
+    if (app->servers_open == 0) {
+        redis_close(app->redis, on_redis_closed, app);
+        daemon_signals_stop();
+        return;
+    }
+    if (app->tunnel != NULL)
+        http_server_shutdown(app->tunnel, grace_ms, on_server_closed, app);
+    if (app->internal != NULL)
+        http_server_shutdown(app->internal, grace_ms, on_server_closed, app);
 }
 
-static http_server_t *start_server(proxy_app_t *app, const char *name, const char *addr,
-                                   const http_route_t *routes, size_t n,
+static void on_stop(void *arg, int signum)
+{
+    (void)signum;
+    stop_all(arg, SHUTDOWN_GRACE_MS);
+}
+
+/* Creates and binds one server; NULL after logging why (the server, if made, is stopped by
+ * stop_all through the app). */
+static http_server_t *start_server(proxy_app_t *app, http_server_t **slot, const char *name,
+                                   const char *addr, const http_route_t *routes, size_t n,
                                    void (*dispatch)(http_request_t *, const http_route_t *),
                                    struct tls_ctx *tls)
 {
     http_server_config_t hc = {.name = name, .data = app, .dispatch = dispatch, .access_log = 1,
                                .tls = tls};
-    http_server_t *s = http_server_new(app->loop, &hc, routes, n);
-    if (s == NULL)
+    *slot = http_server_new(app->loop, &hc, routes, n);
+    if (*slot == NULL)
         return NULL;
-    int rc = http_server_listen(s, addr);
+    int rc = http_server_listen(*slot, addr);
     if (rc < 0) {
         log_error("proxy.listen_failed", "server=%s addr=%s err=%s", name, addr, uv_strerror(rc));
         return NULL;
     }
     log_info("proxy.listening", "server=%s addr=%s port=%d tls=%d", name, addr,
-             http_server_port(s), tls != NULL);
-    return s;
+             http_server_port(*slot), tls != NULL);
+    return *slot;
 }
 
 int proxy_serve(const proxy_config_t *cfg)
 {
     proxy_app_t app;
     memset(&app, 0, sizeof(app));
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    app.loop = &loop;
-    app.cfg = cfg;
+    int status = 1;
     ops_set_internal_token(cfg->internal_token);
-    if (tunnel_registry_init() < 0)
-        return 1;
-    redis_options ropts = {0};
-    app.redis = redis_new(&loop, cfg->redis_url, &ropts);
-    if (app.redis == NULL) {
-        log_error("proxy.start_failed", "reason=redis");
-        return 1;
-    }
+    /* Everything that can fail without handles comes first: then a bad configuration exits
+     * without a loop to unwind. */
     if (cfg->tls_cert != NULL) {
         char err[256];
         app.tls = tls_ctx_server(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
         if (app.tls == NULL) {
-            log_error("proxy.tls_failed", "variables=EDGEGATE_TLS_CERT,EDGEGATE_TLS_KEY error=\"%s\"",
-                      err);
+            log_error("proxy.tls_failed",
+                      "variables=EDGEGATE_TLS_CERT,EDGEGATE_TLS_KEY error=\"%s\"", err);
             return 1;
         }
     }
-    app.tunnel = start_server(&app, "tunnel", cfg->tunnel_listen, tunnel_routes,
-                              sizeof(tunnel_routes) / sizeof(tunnel_routes[0]), NULL, app.tls);
-    app.internal = start_server(&app, "internal", cfg->internal_listen, internal_routes,
-                                sizeof(internal_routes) / sizeof(internal_routes[0]),
-                                internal_dispatch, NULL);
-    if (app.tunnel == NULL || app.internal == NULL)
-        return 1;
-    app.servers_open = 2;
-    daemon_signals_start(&loop, on_stop, &app);
+    if (tunnel_registry_init() < 0)
+        goto out;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    app.loop = &loop;
+    app.cfg = cfg;
+    redis_options ropts = {0};
+    app.redis = redis_new(&loop, cfg->redis_url, &ropts);
+    if (app.redis == NULL) {
+        log_error("proxy.start_failed", "reason=redis");
+        uv_loop_close(&loop);
+        goto out;
+    }
+    int started =
+        start_server(&app, &app.tunnel, "tunnel", cfg->tunnel_listen, tunnel_routes,
+                     sizeof(tunnel_routes) / sizeof(tunnel_routes[0]), NULL, app.tls) != NULL &&
+        start_server(&app, &app.internal, "internal", cfg->internal_listen, internal_routes,
+                     sizeof(internal_routes) / sizeof(internal_routes[0]), internal_dispatch,
+                     NULL) != NULL;
+    if (started)
+        daemon_signals_start(&loop, on_stop, &app);
+    else
+        stop_all(&app, 0); /* unwind what did start, so the loop can end */
     int leaked = daemon_run_loop(&loop);
-    tls_ctx_free(app.tls);
+    status = !started || leaked;
     log_info("proxy.stopped", "clean=%d", !leaked);
-    return leaked ? 1 : 0;
+out:
+    tunnel_registry_free();
+    tls_ctx_free(app.tls);
+    return status;
 }
