@@ -14,7 +14,9 @@
  *
  * `epoch` is accounts.session_epoch when the session was issued; the guard refuses a session
  * whose epoch is no longer the account's (sql/002_session_epoch.sql). That is what revokes;
- * deleting the keys (session_revoke_all) only tidies up.
+ * deleting the keys (session_revoke_all) only tidies up. `roles` records what the session was
+ * issued with, for operators reading Redis; the guard goes by the account's current roles,
+ * and every role change bumps the epoch anyway.
  *
  * Request-bound calls answer 503 themselves when Redis does not answer (fail closed) and then
  * do not call back; times are wall-clock seconds.
