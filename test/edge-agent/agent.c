@@ -190,9 +190,9 @@ static void gate_release(agent_t *a)
 
 /* ---- the end of an attempt or a tunnel ---- */
 
-static void attempt_over(agent_t *a, int err, const char *why)
+/* why: what ended it, for the log (a reason the agent set itself takes precedence). */
+static void attempt_over(agent_t *a, const char *why)
 {
-    (void)err;
     uint64_t now = uv_now(a->cfg->loop);
     resolve_cancel(&a->rreq);
     gate_release(a);
@@ -504,7 +504,7 @@ static void link_on_close(void *arg, int err, const char *why)
     a->link = NULL;
     if (a->ws != NULL)
         ws_transport_closed(a->ws); /* ws_on_close: the session and its streams end */
-    attempt_over(a, err, why);
+    attempt_over(a, why);
 }
 
 static const link_ops_t link_ops = {link_on_open, link_on_data, link_on_drain, link_on_close};
@@ -516,12 +516,12 @@ static void on_resolved(resolve_req_t *req, int status, const struct sockaddr *c
     char why[200];
     if (status < 0) {
         snprintf(why, sizeof(why), "cannot resolve %s: %s", a->cfg->host, uv_strerror(status));
-        attempt_over(a, status, why);
+        attempt_over(a, why);
         return;
     }
     a->link = link_new(a->cfg->loop, a->cfg->tls, a->cfg->host, LINK_MAX_QUEUE, &link_ops, a);
     if (a->link == NULL) {
-        attempt_over(a, UV_ENOMEM, "out of memory");
+        attempt_over(a, "out of memory");
         return;
     }
     set_state(a, ST_CONNECTING);
@@ -585,7 +585,7 @@ static void on_timer(uv_timer_t *t)
         break;
     case ST_RESOLVING:
         resolve_cancel(&a->rreq);
-        attempt_over(a, UV_ETIMEDOUT, "resolving the proxy took too long");
+        attempt_over(a, "resolving the proxy took too long");
         break;
     case ST_CONNECTING:
     case ST_UPGRADING:
@@ -649,7 +649,7 @@ void agent_stop(agent_t *a)
         a->cfg->on_stopped(a->cfg->arg);
         break;
     case ST_RESOLVING:
-        attempt_over(a, 0, "stopping");
+        attempt_over(a, "stopping");
         break;
     case ST_CONNECTING:
     case ST_UPGRADING:

@@ -349,7 +349,9 @@ def test_slow_reader_keeps_agent_memory_bounded():
             n += len(d)
         time.sleep(2)  # the client stalls; the target keeps pushing
         grown = rss_kib(agent.proc.pid) - before
-        check(grown < 8 * 1024, f"agent RSS grew by {grown} KiB while the client stalled")
+        # Under valgrind the RSS is valgrind's (it keeps freed blocks to catch late use).
+        check(VALGRIND or grown < 8 * 1024,
+              f"agent RSS grew by {grown} KiB while the client stalled")
         while True:
             d = s.recv(262144)
             if not d:
@@ -382,9 +384,10 @@ def test_agent_restarted_reconnects():
     with RemoteProxy() as proxy, http_target() as target:
         first = EdgeAgent(proxy, token, target.addr)
         old = wait_connected(proxy, dev)
-        first.stop()
+        first.stop()  # SIGTERM: GoAway to the proxy, close, exit 0
         wait_until(lambda: device_of(proxy, dev) is None, timeout=5,
                    what="the stopped agent's session to go")
+        check("tunnel.agent_goaway" in proxy.log_text(), "the proxy must hear our GoAway")
         with EdgeAgent(proxy, token, target.addr):
             new = wait_connected(proxy, dev)
             check(new["session_id"] != old["session_id"], "a new session")
