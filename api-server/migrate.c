@@ -143,7 +143,7 @@ int api_migrate(const char *database_url, const char *dir)
         fprintf(stderr, "migrate: cannot open %s: %s\n", dir, strerror(errno));
         return 1;
     }
-    char *names[MAX_MIGRATIONS];
+    char *names[MAX_MIGRATIONS] = {0};
     size_t n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {

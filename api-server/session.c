@@ -215,13 +215,21 @@ void session_delete(http_request_t *req, int64_t account_id, const char *hash,
     eval(p, on_deleted, (int)(sizeof(argv) / sizeof(argv[0])), argv);
 }
 
+static void revoke_all_failed(const char *why)
+{
+    log_warn("session.revoke_all_failed",
+             "error=\"%s\" note=\"the epoch bump already revoked them; only the keys remain "
+             "until they expire\"",
+             why);
+}
+
 static void on_revoked_all(void *arg, redisReply *reply, const char *error)
 {
     (void)arg;
-    if (error != NULL || reply->type == REDIS_REPLY_ERROR)
-        log_warn("session.revoke_all_failed", "error=\"%s\" note=\"the epoch bump already "
-                 "revoked them; only the keys remain until they expire\"",
-                 error ? error : "error reply");
+    if (error != NULL)
+        revoke_all_failed(error);
+    else if (reply->type == REDIS_REPLY_ERROR)
+        revoke_all_failed("error reply");
 }
 
 void session_revoke_all(api_app_t *app, int64_t account_id)
@@ -230,7 +238,7 @@ void session_revoke_all(api_app_t *app, int64_t account_id)
     set_key(account_id, akey);
     const char *argv[] = {"EVAL", revoke_all_script, "1", akey};
     if (api_redis_send(app, on_revoked_all, NULL, 4, argv) < 0)
-        on_revoked_all(NULL, NULL, "command not accepted");
+        revoke_all_failed("command not accepted");
 }
 
 void session_set_cookie_for(const api_app_t *app, const char *id,
