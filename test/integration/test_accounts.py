@@ -482,15 +482,20 @@ def test_every_non_public_route_refuses_missing_forged_expired_and_underprivileg
 
 # ---- dependencies down ----
 
+def until_refused(dep, token, what):
+    """The first answer to a signed-in request that is not 200: (status, body)."""
+    def attempt():
+        st, doc, _ = dep.call("GET", "/api/agents/me", token=token)
+        return (st, doc) if st != 200 else None
+    return wait_until(attempt, timeout=10, what=what)
+
+
 def test_redis_down_answers_503_on_protected_routes_then_recovers():
     with Deployment() as dep:
         token = dep.token()
         redis_stop()
         try:
-            st, doc, _ = wait_until(
-                lambda: (lambda r: r if r[0] != 200 else None)(
-                    dep.call("GET", "/api/agents/me", token=token)),
-                timeout=10, what="the session check to notice Redis is down")
+            st, doc = until_refused(dep, token, "the session check to notice Redis is down")
             eq((st, error_code(doc)), (503, "SERVICE_UNAVAILABLE"), "fail closed, never 200")
             eq(dep.status("GET", "/api/agents", token=token), 503)
             eq(dep.login(ADMIN, ADMIN_PW)[0], 503, "no rate-limit counter, no sign-in")
@@ -508,10 +513,7 @@ def test_postgres_down_answers_503_then_the_same_session_works_again():
         token = dep.token()
         pg_stop()
         try:
-            st, doc, _ = wait_until(
-                lambda: (lambda r: r if r[0] != 200 else None)(
-                    dep.call("GET", "/api/agents/me", token=token)),
-                timeout=10, what="the account check to notice PostgreSQL is down")
+            st, doc = until_refused(dep, token, "the account check to notice PostgreSQL is down")
             eq((st, error_code(doc)), (503, "SERVICE_UNAVAILABLE"))
             eq(dep.login(ADMIN, ADMIN_PW)[0], 503)
         finally:
