@@ -17,8 +17,8 @@ import time
 
 from harness import (BIN, VALGRIND, WORK, RemoteProxy, check, eq, free_port, redis_cli,
                      require_services, wait_until)
-from tunnel_kit import (HttpTarget, RawTarget, forward_http, make_ca, new_device, open_raw,
-                        pattern_sha256, revoke, rss_kib, sessions, wait_connected)
+from tunnel_kit import (HttpTarget, RawTarget, forward_http, go_agent_binary, make_ca, new_device,
+                        open_raw, pattern_sha256, revoke, rss_kib, sessions, wait_connected)
 
 AGENT = os.path.join(BIN, "edge-agent")
 
@@ -374,6 +374,42 @@ def test_unreachable_target_resets_the_stream_at_once():
         eq(st, 502, "a refused target is an error, not an empty answer")
         check(time.time() - t0 < 5, "the stream must be reset at once, not time out")
         agent.wait_log("event=agent.target_unreachable")
+
+
+def test_agent_serves_a_hashicorp_yamux_client_over_gorilla_websocket():
+    """Our yamux in the server role against the implementation the field uses: test/go-agent
+    in proxy mode is a gorilla WebSocket server running hashicorp's yamux client, which opens
+    64 streams at once and wants each GET answered by our target."""
+    token = secrets.token_urlsafe(32)
+    port = free_port()
+    log_path = os.path.join(WORK, f"go-probe-{secrets.token_hex(3)}.log")
+    with open(log_path, "wb") as log, http_target() as target:
+        probe = subprocess.Popen([go_agent_binary(), "-mode", "proxy", "-listen",
+                                  f"127.0.0.1:{port}", "-token", token, "-streams", "64"],
+                                 stdout=log, stderr=subprocess.STDOUT)
+        try:
+            def listening():
+                if probe.poll() is not None:
+                    with open(log_path, "rb") as f:
+                        raise AssertionError(f"the Go probe exited: {f.read()[-1500:]!r}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    return True
+                except OSError:
+                    return False
+            wait_until(listening, timeout=30, what="the Go probe to listen")
+            with EdgeAgent(token=token, target=target.addr,
+                           url=f"ws://127.0.0.1:{port}/tunnel") as agent:
+                rc = probe.wait(timeout=60)
+                with open(log_path, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+                eq(rc, 0, f"Go probe exit status:\n{text[-2000:]}")
+                check("probe ok: 64 streams" in text, text[-2000:])
+                agent.wait_log("event=agent.connected")
+        finally:
+            if probe.poll() is None:
+                probe.kill()
+                probe.wait()
 
 
 # ---- restarts, refusals, silence, GoAway ----
