@@ -147,8 +147,8 @@ void link_close(link_t *l, int err, const char *why)
     l->closing = 1;
     if (l->tcp_closing) return;
     if (l->tls != NULL && l->open) tls_close_notify(l->tls);
-    /* FIN after the queued bytes, then close once it is out: a plain close with unread input
-     * would make the kernel answer RST and the proxy could lose our last frames. */
+    /* uv_close would drop what is still queued (our close frame among it): FIN after the
+     * queue instead, and close once that is out. */
     if (!l->open || tcp_conn_shutdown(l->tcp) < 0) close_tcp(l, 0);
 }
 
