@@ -8,6 +8,7 @@ RUN=${EDGEGATE_RUN_DIR:-$PWD/.run}
 PG_PORT=${EDGEGATE_RUN_PG_PORT:-55432}
 REDIS_PORT=${EDGEGATE_RUN_REDIS_PORT:-56379}
 API_PORT=${EDGEGATE_RUN_API_PORT:-3721}
+DEMO_PORT=${EDGEGATE_RUN_DEMO_PORT:-8081}
 mkdir -p "$RUN"
 
 if [ ! -f "$RUN/env" ]; then
@@ -20,6 +21,9 @@ EDGEGATE_SESSION_SECRET=$(rand 48)
 EDGEGATE_MFA_KEY=$(rand 32)
 ENV
 	umask 022
+fi
+if [ ! -f "$RUN/demo-token" ]; then
+	(umask 077 && head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$RUN/demo-token")
 fi
 set -a
 . "$RUN/env"
@@ -34,17 +38,23 @@ EDGEGATE_DEV=1
 set +a
 
 pids=""
+signal=""
 stop_all() {
 	trap - INT TERM EXIT
 	echo
 	echo "== stopping"
-	for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+	# Ctrl-C has already interrupted every process of the terminal's group; a second signal
+	# would tell the daemons to skip their graceful shutdown.
+	if [ "$signal" != INT ]; then
+		for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+	fi
 	for p in $pids; do wait "$p" 2>/dev/null || true; done
 	sh deploy/dev-services.sh stop "$RUN/svc" "$PG_PORT" "$REDIS_PORT" >/dev/null 2>&1 || true
 	echo "== stopped (data kept in $RUN)"
 }
 trap stop_all EXIT
-trap 'exit 0' INT TERM
+trap 'signal=INT; exit 0' INT
+trap 'signal=TERM; exit 0' TERM
 
 echo "== PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $RUN/svc)"
 sh deploy/dev-services.sh start "$RUN/svc" "$PG_PORT" "$REDIS_PORT"
@@ -53,6 +63,16 @@ bin/api-server migrate --dir sql
 
 bin/remote-proxy & pids="$pids $!"
 bin/api-server & pids="$pids $!"
+
+# The demo device: a small web server standing in for a camera UI, and the reference agent
+# holding a demo credential. The credential is registered the way api-server registers paired
+# devices (tunnel:cred:<sha256 of the token>).
+demo_hash=$(tr -d '\n' <"$RUN/demo-token" | sha256sum | cut -d' ' -f1)
+redis-cli -p "$REDIS_PORT" HSET "tunnel:cred:$demo_hash" device_id demo-device user_id demo-user >/dev/null
+/usr/bin/python3 -m http.server --bind 127.0.0.1 --directory deploy/demo "$DEMO_PORT" \
+	>"$RUN/demo-target.log" 2>&1 & pids="$pids $!"
+bin/edge-agent --url ws://127.0.0.1:3800/tunnel --token-file "$RUN/demo-token" \
+	--target "127.0.0.1:$DEMO_PORT" --agent-version demo & pids="$pids $!"
 
 i=0
 until curl -fsS "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1 &&
@@ -73,6 +93,12 @@ Try:
   curl -s http://127.0.0.1:$API_PORT/readyz
   curl -s -H "Authorization: Bearer \$(grep INTERNAL_TOKEN $RUN/env | cut -d= -f2-)" http://127.0.0.1:$API_PORT/metrics | head
   curl -s http://127.0.0.1:3801/readyz
+
+The demo device (its agent connects within a second):
+  T=\$(grep INTERNAL_TOKEN $RUN/env | cut -d= -f2-)
+  curl -s -H "Authorization: Bearer \$T" http://127.0.0.1:3801/internal/sessions
+  curl -s -H "Authorization: Bearer \$T" http://127.0.0.1:3801/internal/forward/http \\
+       -d '{"device_id":"demo-device","method":"GET","path":"/hello"}'
 
 MSG
 wait

@@ -171,11 +171,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._reply(200, data, self.headers.get("Content-Type", "application/octet-stream"))
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: 64 simultaneous connects from an agent would
+    # be reset by the kernel and show up as failed forwards.
+    request_queue_size = 128
+
+
 class HttpTarget:
     """A threaded HTTP server standing in for the device's web UI."""
 
     def __init__(self):
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.addr = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
