@@ -54,7 +54,7 @@ all: $(BINS) $(UNIT_BIN) $(SUPPORT_BIN)
 $(BUILD)/.flavour: FORCE
 	@mkdir -p $(@D)
 	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
-bin/.flavour: $(BUILD)/.flavour
+bin/.flavour: $(BUILD)/.flavour FORCE
 	@mkdir -p $(@D)
 	@cmp -s $< $@ || cp $< $@
 
