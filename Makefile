@@ -135,7 +135,9 @@ format:
 lint:
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
 	  --suppress=missingIncludeSystem -I. common proto api-server remote-proxy test/edge-agent
-	clang-tidy --quiet $(LIB_SRC) $(API_SRC) $(PROXY_SRC) -- $(CFLAGS)
+	@# Annex K "safe" functions are not in glibc; memcpy/snprintf with checked sizes are the norm.
+	clang-tidy --quiet --checks=-clang-analyzer-security.insecureAPI.* \
+	  $(LIB_SRC) $(API_SRC) $(PROXY_SRC) $(AGENT_SRC) -- $(CFLAGS)
 
 clean:
 	rm -rf build bin

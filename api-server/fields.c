@@ -81,37 +81,12 @@ int api_fields_or_reply(http_request_t *req, const api_field_t *fields, size_t n
     return 0;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 int api_param_login_or_reply(http_request_t *req, const char *name, char out[65])
 {
     slice_t raw = http_request_param(req, name);
-    size_t o = 0;
-    int ok = raw.ptr != NULL;
-    for (size_t i = 0; ok && i < raw.len; i++) {
-        char ch = raw.ptr[i];
-        if (ch == '%') {
-            int hi = i + 2 < raw.len ? hexval(raw.ptr[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval(raw.ptr[i + 2]) : -1;
-            ok = lo >= 0;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (ok && o < ACCOUNT_LOGIN_MAX)
-            out[o++] = ch;
-        else
-            ok = 0;
-    }
-    out[o] = '\0';
+    long n = raw.ptr ? slice_percent_decode(raw, 0, out, ACCOUNT_LOGIN_MAX + 1) : -1;
+    int ok = n >= 0;
+    size_t o = ok ? (size_t)n : 0;
     if (!ok || !account_login_valid(out, o)) {
         http_reply_error(req, 404, "NOT_FOUND", "No such agent.");
         return -1;

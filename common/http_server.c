@@ -899,7 +899,7 @@ void http_respond(http_request_t *req, int status, const http_header_t *headers,
                                  send_body ? len : 0);
     if (rc == UV_E2BIG) {
         log_error("http.head_too_large", "rid=%s", req->id);
-        rc = send_head_and_body(req, 500, NULL, 0, "Content-Length: 0\r\n", NULL, 0);
+        send_head_and_body(req, 500, NULL, 0, "Content-Length: 0\r\n", NULL, 0);
         req->status = 500;
     }
     request_finish(req);
@@ -1446,17 +1446,6 @@ slice_t http_request_param(const http_request_t *req, const char *name)
     return http_params_get(&req->params, name);
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 long http_request_query(const http_request_t *req, const char *name, char *out, size_t size)
 {
     slice_t q = req->head.query;
@@ -1470,27 +1459,8 @@ long http_request_query(const http_request_t *req, const char *name, char *out, 
         size_t klen = eq ? (size_t)(eq - (q.ptr + i)) : end - i;
         if (klen == nlen && memcmp(q.ptr + i, name, nlen) == 0) {
             const char *v = eq ? eq + 1 : q.ptr + end;
-            size_t vlen = (size_t)(q.ptr + end - v);
-            size_t o = 0;
-            for (size_t k = 0; k < vlen; k++) {
-                char ch = v[k];
-                if (ch == '+') {
-                    ch = ' ';
-                } else if (ch == '%') {
-                    if (k + 2 >= vlen)
-                        return -2;
-                    int hi = hexval(v[k + 1]), lo = hexval(v[k + 2]);
-                    if (hi < 0 || lo < 0)
-                        return -2;
-                    ch = (char)(hi << 4 | lo);
-                    k += 2;
-                }
-                if (ch == '\0' || o + 1 >= size)
-                    return -2;
-                out[o++] = ch;
-            }
-            out[o] = '\0';
-            return (long)o;
+            long n = slice_percent_decode((slice_t){v, (size_t)(q.ptr + end - v)}, 1, out, size);
+            return n < 0 ? -2 : n;
         }
         i = end + 1;
     }

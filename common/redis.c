@@ -30,6 +30,7 @@
 #include "common/redis.h"
 
 #include "common/log.h"
+#include "common/slice.h"
 
 #include <hiredis/adapters/libuv.h>
 
@@ -64,38 +65,10 @@ struct redis_url {
     int db;
 };
 
-static int redis_hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..n) into out (NUL-terminated). 0, or -1: bad escape or too long. */
 static int redis_pct_decode(const char *s, size_t n, char *out, size_t out_size)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int hi = redis_hexval(s[i + 1]), lo = redis_hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o + 1 >= out_size)
-            return -1;
-        out[o++] = ch;
-    }
-    out[o] = '\0';
-    return 0;
+    return slice_percent_decode((slice_t){s, n}, 0, out, out_size) < 0 ? -1 : 0;
 }
 
 /* A decimal in s[0..n) no greater than max; -1 when empty, not digits, or too big. */

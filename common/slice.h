@@ -37,6 +37,13 @@ static inline int slice_case_eq(slice_t a, const char *lit)
 /* Does the comma-separated header value contain token (case-insensitive, spaces trimmed)? */
 int slice_has_token(slice_t list, const char *token);
 
+/*
+ * Percent-decodes in into out (NUL-terminated); '+' becomes a space when plus_is_space (query
+ * strings). Returns the decoded length, or -1 for a bad escape, an encoded NUL, or an out
+ * buffer of fewer than length + 1 bytes.
+ */
+long slice_percent_decode(slice_t in, int plus_is_space, char *out, size_t size);
+
 /* Parses a whole slice as an unsigned decimal no greater than max. 0 on success, -1 otherwise. */
 int slice_to_u64(slice_t s, unsigned long long max, unsigned long long *out);
 

@@ -233,8 +233,12 @@ static void on_request_abort(http_request_t *req, void *arg)
         yamux_stream_reset(s->st);
 }
 
-static splice_t *splice_open(http_request_t *req, tunnel_t *t)
+/* The splice for the device the request names, on a new stream; NULL after answering. */
+static splice_t *splice_open(http_request_t *req)
 {
+    tunnel_t *t = proxy_tunnel_or_reply(req, NULL, NULL);
+    if (t == NULL)
+        return NULL;
     splice_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         http_reply_error(req, 503, "SERVICE_UNAVAILABLE", "Out of memory.");
@@ -270,10 +274,7 @@ void proxy_forward_raw(http_request_t *req)
                          "Send Connection: Upgrade and Upgrade: edgegate-stream.");
         return;
     }
-    tunnel_t *t = proxy_tunnel_or_reply(req, NULL, NULL);
-    if (t == NULL)
-        return;
-    splice_t *s = splice_open(req, t);
+    splice_t *s = splice_open(req);
     if (s == NULL)
         return;
     metric_inc(m_raw_streams);
@@ -407,10 +408,7 @@ void proxy_forward_ws(http_request_t *req)
         http_reply_error(req, 400, "BAD_WEBSOCKET_HANDSHAKE", "A WebSocket upgrade was expected.");
         return;
     }
-    tunnel_t *t = proxy_tunnel_or_reply(req, NULL, NULL);
-    if (t == NULL)
-        return;
-    splice_t *s = splice_open(req, t);
+    splice_t *s = splice_open(req);
     if (s == NULL)
         return;
     metric_inc(m_ws_streams);
