@@ -298,6 +298,23 @@ static void test_slice_has_token_in_connection_header(void **state)
     assert_false(slice_has_token((slice_t){"keep-alive, Upgrade", 12}, "upgrade"));
 }
 
+static void test_slice_percent_decode_handles_escapes_plus_and_bounds(void **state)
+{
+    (void)state;
+    char out[8];
+    assert_int_equal(slice_percent_decode(SLICE_LIT("a%2Fb+c"), 1, out, sizeof(out)), 5);
+    assert_string_equal(out, "a/b c");
+    assert_int_equal(slice_percent_decode(SLICE_LIT("a+b"), 0, out, sizeof(out)), 3);
+    assert_string_equal(out, "a+b"); /* '+' is a space only in query strings */
+    assert_int_equal(slice_percent_decode(SLICE_LIT("%4"), 0, out, sizeof(out)), -1);
+    assert_int_equal(slice_percent_decode(SLICE_LIT("%zz"), 0, out, sizeof(out)), -1);
+    assert_int_equal(slice_percent_decode(SLICE_LIT("x%00y"), 0, out, sizeof(out)), -1);
+    assert_int_equal(slice_percent_decode(SLICE_LIT("12345678"), 0, out, sizeof(out)), -1);
+    assert_int_equal(slice_percent_decode(SLICE_LIT("1234567"), 0, out, sizeof(out)), 7);
+    assert_int_equal(slice_percent_decode(SLICE_LIT(""), 0, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+}
+
 static void test_slice_to_u64_rejects_overflow_and_junk(void **state)
 {
     unsigned long long v = 7;
@@ -764,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_buf_printf_appends_formatted_text),
         cmocka_unit_test(test_slice_has_token_in_connection_header),
         cmocka_unit_test(test_slice_to_u64_rejects_overflow_and_junk),
+        cmocka_unit_test(test_slice_percent_decode_handles_escapes_plus_and_bounds),
         cmocka_unit_test(test_metrics_render_prometheus_text),
         cmocka_unit_test(test_metrics_histogram_without_labels_has_all_buckets),
         cmocka_unit_test(test_metrics_same_name_and_labels_is_same_metric),
