@@ -328,7 +328,7 @@ def idle_tunnels(tokens, n):
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {total} of {n} tunnels after 120 s")
-            time.sleep(0.1 if n <= 1000 else 0.25)
+            time.sleep(0.02 if n <= 1000 else 0.1)
         dt = time.monotonic() - t0
         time.sleep(0.5)
         after = rss_kib(proxy.proc.pid)
