@@ -14,21 +14,24 @@ import time
 from harness import (INTERNAL_TOKEN, ROOT, WORK, check, eq, read_response, build_request,
                      redis_cli, request, wait_until)
 
-GO_AGENT = os.path.join(WORK, "go-agent")
 _go_lock = threading.Lock()
 
 
 def go_agent_binary():
-    """Builds test/go-agent once per run (GOPATH mode: Debian ships the libraries' sources)."""
+    """Builds test/go-agent once per source version (GOPATH mode: Debian ships the libraries'
+    sources); the name carries the source's hash, so an edit is never served a stale build."""
+    src = os.path.join(ROOT, "test/go-agent/main.go")
+    with open(src, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    binary = os.path.join(WORK, f"go-agent-{digest}")
     with _go_lock:
-        if not os.path.exists(GO_AGENT):
+        if not os.path.exists(binary):
             env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode",
                        GOCACHE=os.path.join(WORK, "gocache"), GOFLAGS="")
-            r = subprocess.run(["go", "build", "-o", GO_AGENT,
-                                os.path.join(ROOT, "test/go-agent/main.go")],
+            r = subprocess.run(["go", "build", "-o", binary, src],
                                env=env, capture_output=True, text=True, cwd=WORK)
             check(r.returncode == 0, f"go build failed:\n{r.stderr}")
-    return GO_AGENT
+    return binary
 
 
 def new_device(user_id="user-1"):
