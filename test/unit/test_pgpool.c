@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test/unit/loop_support.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,14 +45,6 @@ struct result {
     uint64_t done_ns;
 };
 
-static const char *need_env(const char *name)
-{
-    const char *v = getenv(name);
-    if (v == NULL || v[0] == '\0')
-        fail_msg("%s is not set: run the unit tests through test/run.sh", name);
-    return v;
-}
-
 static void tick_cb(uv_timer_t *t)
 {
 }
@@ -65,31 +59,21 @@ static void fx_open(struct fixture *fx, const pgpool_options *opt)
 }
 
 /* Runs the loop until *flag reaches want or timeout_ms passes; returns 0 when it did. */
-static int run_until_int(struct fixture *fx, const int *flag, int want, int timeout_ms)
+struct available_goal {
+    const pgpool *pool;
+    int want;
+};
+
+static int available_reached(void *arg)
 {
-    uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
-    while (*flag < want) {
-        if (uv_hrtime() > deadline)
-            return -1;
-        uv_run(&fx->loop, UV_RUN_ONCE);
-    }
-    return 0;
+    const struct available_goal *g = arg;
+    return pgpool_available(g->pool) == g->want;
 }
 
 static int run_until_available(struct fixture *fx, int want, int timeout_ms)
 {
-    uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
-    while (pgpool_available(fx->pool) != want) {
-        if (uv_hrtime() > deadline)
-            return -1;
-        uv_run(&fx->loop, UV_RUN_ONCE);
-    }
-    return 0;
-}
-
-static void set_flag(void *arg)
-{
-    (*(int *)arg)++;
+    struct available_goal g = {fx->pool, want};
+    return run_until(&fx->loop, available_reached, &g, timeout_ms);
 }
 
 static void fx_close(struct fixture *fx)
@@ -122,21 +106,10 @@ static void query_ok(struct fixture *fx, const char *sql, const char *want)
 {
     struct result r = {0};
     assert_int_equal(pgpool_query(fx->pool, sql, 0, NULL, NULL, on_result, &r), 0);
-    assert_int_equal(run_until_int(fx, &r.called, 1, 10000), 0);
+    assert_int_equal(run_until_int(&fx->loop, &r.called, 1, 10000), 0);
     assert_null(r.error);
     assert_int_equal(r.status, PGRES_TUPLES_OK);
     assert_string_equal(r.value, want);
-}
-
-static void services(const char *what, const char *port_var)
-{
-    const char *dir = need_env("EDGEGATE_TEST_SERVICES_DIR");
-    const char *port = need_env(port_var);
-    if (access("deploy/dev-services.sh", R_OK) != 0)
-        fail_msg("deploy/dev-services.sh not found: run from the repository root");
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "sh deploy/dev-services.sh %s '%s' '%s'", what, dir, port);
-    assert_int_equal(system(cmd), 0);
 }
 
 /* ---- tests ---- */
@@ -177,8 +150,8 @@ static void test_query_with_text_binary_and_null_params(void **state)
     assert_int_equal(
         pgpool_query(fx.pool, "SELECT length($1::bytea)", 1, bin, lens, on_result, &r2), 0);
 
-    assert_int_equal(run_until_int(&fx, &r1.called, 1, 10000), 0);
-    assert_int_equal(run_until_int(&fx, &r2.called, 1, 10000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &r1.called, 1, 10000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &r2.called, 1, 10000), 0);
     assert_null(r1.error);
     assert_int_equal(r1.status, PGRES_TUPLES_OK);
     assert_string_equal(r1.value, "42!");
@@ -199,7 +172,7 @@ static void test_sql_error_is_a_result_with_sqlstate(void **state)
 
     struct result r = {0};
     assert_int_equal(pgpool_query(fx.pool, "SELECT 1/0", 0, NULL, NULL, on_result, &r), 0);
-    assert_int_equal(run_until_int(&fx, &r.called, 1, 10000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &r.called, 1, 10000), 0);
     assert_null(r.error);
     assert_int_equal(r.status, PGRES_FATAL_ERROR);
     assert_string_equal(r.sqlstate, "22012");
@@ -211,7 +184,7 @@ static void test_sql_error_is_a_result_with_sqlstate(void **state)
                                   "ON COMMIT DROP; INSERT INTO pgpool_uniq VALUES (1), (1); END $$",
                                   0, NULL, NULL, on_result, &u),
                      0);
-    assert_int_equal(run_until_int(&fx, &u.called, 1, 10000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &u.called, 1, 10000), 0);
     assert_null(u.error);
     assert_string_equal(u.sqlstate, "23505");
 
@@ -274,11 +247,11 @@ static void test_queue_limit_fails_the_excess_query_asynchronously(void **state)
     assert_int_equal(pgpool_query(fx.pool, "SELECT 'over'", 0, NULL, NULL, on_result, &over), 0);
     assert_int_equal(over.called, 0); /* never from inside pgpool_query */
 
-    assert_int_equal(run_until_int(&fx, &over.called, 1, 1000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &over.called, 1, 1000), 0);
     assert_ptr_equal(over.error, pgpool_err_queue_full);
     assert_int_equal(busy.called, 0); /* the failure did not wait for the busy connection */
 
-    assert_int_equal(run_until_int(&fx, &q2.called, 1, 10000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &q2.called, 1, 10000), 0);
     assert_null(busy.error);
     assert_string_equal(q1.value, "q1");
     assert_string_equal(q2.value, "q2");
@@ -298,7 +271,7 @@ static void test_query_timeout_fails_then_pool_recovers(void **state)
     uint64_t t0 = uv_hrtime();
     assert_int_equal(pgpool_query(fx.pool, "SELECT pg_sleep(5)", 0, NULL, NULL, on_result, &slow),
                      0);
-    assert_int_equal(run_until_int(&fx, &slow.called, 1, 3000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &slow.called, 1, 3000), 0);
     assert_ptr_equal(slow.error, pgpool_err_timeout);
     assert_true(slow.done_ns - t0 < 1500000000ull);
 
@@ -341,7 +314,7 @@ static void test_unresponsive_server_expires_queued_query_and_connect(void **sta
     struct result queued = {0}, later = {0};
     uint64_t t0 = uv_hrtime();
     assert_int_equal(pgpool_query(fx.pool, "SELECT 1", 0, NULL, NULL, on_result, &queued), 0);
-    assert_int_equal(run_until_int(&fx, &queued.called, 1, 3000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &queued.called, 1, 3000), 0);
     assert_ptr_equal(queued.error, pgpool_err_timeout);
     assert_true(queued.done_ns - t0 >= 250000000ull && queued.done_ns - t0 < 700000000ull);
 
@@ -352,7 +325,7 @@ static void test_unresponsive_server_expires_queued_query_and_connect(void **sta
     assert_int_equal(pgpool_available(fx.pool), 0);
     t0 = uv_hrtime();
     assert_int_equal(pgpool_query(fx.pool, "SELECT 1", 0, NULL, NULL, on_result, &later), 0);
-    assert_int_equal(run_until_int(&fx, &later.called, 1, 1000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &later.called, 1, 1000), 0);
     assert_ptr_equal(later.error, pgpool_err_unavailable);
     assert_true(later.done_ns - t0 < 100000000ull);
 
@@ -369,7 +342,7 @@ static void test_server_side_statement_timeout_keeps_the_connection(void **state
 
     struct result r = {0};
     assert_int_equal(pgpool_query(fx.pool, "SELECT pg_sleep(5)", 0, NULL, NULL, on_result, &r), 0);
-    assert_int_equal(run_until_int(&fx, &r.called, 1, 3000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &r.called, 1, 3000), 0);
     assert_null(r.error);
     assert_string_equal(r.sqlstate, "57014"); /* query_canceled */
     assert_int_equal(pgpool_available(fx.pool), 1);
@@ -413,7 +386,7 @@ static void test_server_stop_fails_fast_and_start_recovers_without_restart(void 
     uint64_t t0 = uv_hrtime();
     assert_int_equal(pgpool_query(fx.pool, "SELECT 1", 0, NULL, NULL, on_result, &down), 0);
     assert_int_equal(down.called, 0);
-    assert_int_equal(run_until_int(&fx, &down.called, 1, 1000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &down.called, 1, 1000), 0);
     assert_ptr_equal(down.error, pgpool_err_unavailable);
     assert_true(down.done_ns - t0 < 100000000ull); /* fast: no waiting for a timeout */
 

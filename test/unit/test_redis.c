@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test/unit/loop_support.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -50,14 +52,6 @@ struct inbox {
     size_t len;
 };
 
-static const char *need_env(const char *name)
-{
-    const char *v = getenv(name);
-    if (v == NULL || v[0] == '\0')
-        fail_msg("%s is not set: run the unit tests through test/run.sh", name);
-    return v;
-}
-
 static void tick_cb(uv_timer_t *t)
 {
 }
@@ -76,38 +70,21 @@ static void fx_open(struct fixture *fx, const redis_options *opt)
     fx_open_url(fx, need_env("EDGEGATE_TEST_REDIS_URL"), opt);
 }
 
-static int run_until_int(struct fixture *fx, const int *flag, int want, int timeout_ms)
+struct connected_goal {
+    const redis *r;
+    int want;
+};
+
+static int connected_reached(void *arg)
 {
-    uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
-    while (*flag < want) {
-        if (uv_hrtime() > deadline)
-            return -1;
-        uv_run(&fx->loop, UV_RUN_ONCE);
-    }
-    return 0;
+    const struct connected_goal *g = arg;
+    return redis_connected(g->r) == g->want;
 }
 
 static int run_until_connected(struct fixture *fx, int want, int timeout_ms)
 {
-    uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
-    while (redis_connected(fx->r) != want) {
-        if (uv_hrtime() > deadline)
-            return -1;
-        uv_run(&fx->loop, UV_RUN_ONCE);
-    }
-    return 0;
-}
-
-static void run_for(struct fixture *fx, int ms)
-{
-    uint64_t until = uv_hrtime() + (uint64_t)ms * 1000000u;
-    while (uv_hrtime() < until)
-        uv_run(&fx->loop, UV_RUN_ONCE);
-}
-
-static void set_flag(void *arg)
-{
-    (*(int *)arg)++;
+    struct connected_goal g = {fx->r, want};
+    return run_until(&fx->loop, connected_reached, &g, timeout_ms);
 }
 
 static void fx_close(struct fixture *fx)
@@ -154,26 +131,12 @@ static const char *test_key(const char *name)
     return key;
 }
 
-static void services(const char *what)
-{
-    const char *dir = need_env("EDGEGATE_TEST_SERVICES_DIR");
-    const char *port = need_env("EDGEGATE_TEST_REDIS_PORT");
-    if (access("deploy/dev-services.sh", R_OK) != 0)
-        fail_msg("deploy/dev-services.sh not found: run from the repository root");
-    /* The port goes in both positions: dev-services.sh reads the Redis port from its fourth
-     * argument (after PG_PORT) although its usage line shows it third. */
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "sh deploy/dev-services.sh %s '%s' '%s' '%s'", what, dir, port,
-             port);
-    assert_int_equal(system(cmd), 0);
-}
-
 static void set_get(struct fixture *fx, const char *key, const char *value)
 {
     struct reply set = {0}, get = {0};
     assert_int_equal(redis_command(fx->r, on_reply, &set, "SET %s %s PX 60000", key, value), 0);
     assert_int_equal(redis_command(fx->r, on_reply, &get, "GET %s", key), 0);
-    assert_int_equal(run_until_int(fx, &get.called, 1, 5000), 0);
+    assert_int_equal(run_until_int(&fx->loop, &get.called, 1, 5000), 0);
     assert_null(set.error);
     assert_int_equal(set.type, REDIS_REPLY_STATUS);
     assert_null(get.error);
@@ -192,7 +155,7 @@ static int publish_until_received(struct fixture *fx, const char *channel, const
         if (uv_hrtime() > deadline)
             return -1;
         redis_command(fx->r, NULL, NULL, "PUBLISH %s %b", channel, msg, strlen(msg));
-        run_for(fx, 100);
+        run_for(&fx->loop, 100);
     }
     return 0;
 }
@@ -263,7 +226,7 @@ static void test_binary_values_are_preserved(void **state)
     const char *argv[] = {"GET", key};
     const size_t argvlen[] = {3, strlen(key)};
     assert_int_equal(redis_commandv(fx.r, on_reply, &getv, 2, argv, argvlen), 0);
-    assert_int_equal(run_until_int(&fx, &getv.called, 1, 5000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &getv.called, 1, 5000), 0);
 
     assert_null(set.error);
     assert_int_equal(get.type, REDIS_REPLY_STRING);
@@ -284,7 +247,7 @@ static void test_error_reply_is_a_reply_and_mode_changing_commands_are_refused(v
     assert_int_equal(redis_command(fx.r, on_reply, &set, "SET %s abc PX 60000", key), 0);
     assert_int_equal(redis_command(fx.r, on_reply, &incr, "INCR %s", key), 0);
     assert_int_equal(redis_command(fx.r, on_reply, &unknown, "NOSUCHCOMMAND"), 0);
-    assert_int_equal(run_until_int(&fx, &unknown.called, 1, 5000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &unknown.called, 1, 5000), 0);
     assert_null(incr.error);
     assert_int_equal(incr.type, REDIS_REPLY_ERROR);
     assert_true(strncmp(incr.str, "ERR", 3) == 0);
@@ -293,7 +256,7 @@ static void test_error_reply_is_a_reply_and_mode_changing_commands_are_refused(v
     /* They would switch the shared command connection into another mode. */
     assert_int_equal(redis_command(fx.r, on_reply, &sub, "SUBSCRIBE %s", "x"), -EINVAL);
     assert_int_equal(redis_command(fx.r, on_reply, &sub, "monitor"), -EINVAL);
-    run_for(&fx, 50);
+    run_for(&fx.loop, 50);
     assert_int_equal(sub.called, 0);
 
     /* An error answer does not hurt the connection. */
@@ -324,13 +287,13 @@ static void test_connection_refused_fails_fast(void **state)
     uint64_t t0 = uv_hrtime();
     assert_int_equal(redis_command(fx.r, on_reply, &first, "PING"), 0);
     /* Well before the 5 s connect timeout: the refused connect itself was noticed. */
-    assert_int_equal(run_until_int(&fx, &first.called, 1, 2000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &first.called, 1, 2000), 0);
     assert_ptr_equal(first.error, redis_err_unavailable);
     assert_true(first.done_ns - t0 < 1000000000ull);
 
     assert_int_equal(redis_command(fx.r, on_reply, &later, "PING"), 0);
     assert_int_equal(later.called, 0); /* never from inside redis_command */
-    assert_int_equal(run_until_int(&fx, &later.called, 1, 1000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &later.called, 1, 1000), 0);
     assert_ptr_equal(later.error, redis_err_unavailable);
     assert_int_equal(redis_connected(fx.r), 0);
     fx_close(&fx);
@@ -346,13 +309,13 @@ static void test_command_timeout_drops_the_connection_then_recovers(void **state
     /* The server stops answering everyone for 1.5 s (DEBUG SLEEP is disabled in Redis 7). */
     struct reply pause = {0}, stuck = {0};
     assert_int_equal(redis_command(fx.r, on_reply, &pause, "CLIENT PAUSE 1500 ALL"), 0);
-    assert_int_equal(run_until_int(&fx, &pause.called, 1, 5000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &pause.called, 1, 5000), 0);
     assert_null(pause.error);
     assert_int_equal(pause.type, REDIS_REPLY_STATUS);
 
     uint64_t t0 = uv_hrtime();
     assert_int_equal(redis_command(fx.r, on_reply, &stuck, "GET %s", test_key("stuck")), 0);
-    assert_int_equal(run_until_int(&fx, &stuck.called, 1, 3000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &stuck.called, 1, 3000), 0);
     assert_ptr_equal(stuck.error, redis_err_timeout);
     uint64_t took = stuck.done_ns - t0;
     assert_true(took >= 450000000ull && took < 1200000000ull);
@@ -363,9 +326,9 @@ static void test_command_timeout_drops_the_connection_then_recovers(void **state
     while (uv_hrtime() < deadline) {
         memset(&ok, 0, sizeof(ok));
         if (redis_command(fx.r, on_reply, &ok, "PING") == 0 &&
-            run_until_int(&fx, &ok.called, 1, 3000) == 0 && ok.error == NULL)
+            run_until_int(&fx.loop, &ok.called, 1, 3000) == 0 && ok.error == NULL)
             break;
-        run_for(&fx, 100);
+        run_for(&fx.loop, 100);
     }
     assert_null(ok.error);
     assert_int_equal(ok.type, REDIS_REPLY_STATUS);
@@ -381,12 +344,12 @@ static void test_close_fails_pending_commands_and_lets_the_loop_end(void **state
     struct inbox in = {0};
     assert_int_equal(redis_subscribe(fx.r, test_key("close-channel"), on_message, &in), 0);
     assert_int_equal(run_until_connected(&fx, 1, 5000), 0);
-    run_for(&fx, 100); /* the pub/sub connection is up too */
+    run_for(&fx.loop, 100); /* the pub/sub connection is up too */
 
     struct reply blocked = {0};
     assert_int_equal(
         redis_command(fx.r, on_reply, &blocked, "BLPOP %s 5", test_key("never-pushed")), 0);
-    run_for(&fx, 50);
+    run_for(&fx.loop, 50);
     uint64_t t0 = uv_hrtime();
     fx_close(&fx);
     assert_true(uv_hrtime() - t0 < 500000000ull);
@@ -401,18 +364,18 @@ static void test_server_stop_fails_fast_and_restart_recovers(void **state)
     assert_int_equal(run_until_connected(&fx, 1, 5000), 0);
     set_get(&fx, test_key("before-restart"), "before");
 
-    services("stop-redis");
+    services("stop-redis", "EDGEGATE_TEST_REDIS_PORT");
     assert_int_equal(run_until_connected(&fx, 0, 5000), 0);
     struct reply down = {0};
     uint64_t t0 = uv_hrtime();
     assert_int_equal(redis_command(fx.r, on_reply, &down, "PING"), 0);
     assert_int_equal(down.called, 0);
-    assert_int_equal(run_until_int(&fx, &down.called, 1, 1000), 0);
+    assert_int_equal(run_until_int(&fx.loop, &down.called, 1, 1000), 0);
     assert_ptr_equal(down.error, redis_err_unavailable);
     assert_true(down.done_ns - t0 < 100000000ull);
 
-    run_for(&fx, 700); /* a few refused reconnects: the backoff grows */
-    services("start-redis");
+    run_for(&fx.loop, 700); /* a few refused reconnects: the backoff grows */
+    services("start-redis", "EDGEGATE_TEST_REDIS_PORT");
     assert_int_equal(run_until_connected(&fx, 1, 15000), 0);
     set_get(&fx, test_key("after-restart"), "after");
     fx_close(&fx);
@@ -435,9 +398,9 @@ static void test_pubsub_delivers_and_resubscribes_after_restart(void **state)
     assert_memory_equal(a.last, "hello-1", 7);
     assert_int_equal(b.count, a.count);
 
-    services("stop-redis");
+    services("stop-redis", "EDGEGATE_TEST_REDIS_PORT");
     assert_int_equal(run_until_connected(&fx, 0, 5000), 0);
-    services("start-redis");
+    services("start-redis", "EDGEGATE_TEST_REDIS_PORT");
     assert_int_equal(run_until_connected(&fx, 1, 15000), 0);
 
     /* Nothing was re-subscribed by the test: the client did it after reconnecting. */
