@@ -6,6 +6,7 @@
 #include "api-server/guard.h"
 #include "api-server/routes.h"
 #include "common/daemon.h"
+#include "common/http_client.h"
 #include "common/log.h"
 #include "common/ops.h"
 
@@ -38,6 +39,7 @@ static void on_http_closed(void *arg)
     pgpool_close(app->db, on_db_closed, app);
     redis_close(app->redis, on_redis_closed, app);
     http_server_free(app->http);
+    http_client_cleanup(); /* the front door's clients ended with their requests */
     daemon_signals_stop();
 }
 

@@ -29,4 +29,7 @@ void api_admin_agent_disable(http_request_t *req);
 void api_auth_me(http_request_t *req);
 void api_auth_logout(http_request_t *req);
 
+/* front_door.c: ANY /api/devices/{id}/proxy/{path...} */
+void api_device_proxy(http_request_t *req);
+
 #endif
