@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api-server/guard.h"
+#include "api-server/oidc_provider.h"
 #include "api-server/routes.h"
 #include "common/daemon.h"
 #include "common/http_client.h"
@@ -36,6 +37,8 @@ static void on_http_closed(void *arg)
     log_info("api.http_closed", "server=api");
     /* Requests still waiting on PostgreSQL or Redis are answered by the errors that closing
      * the clients delivers; the server itself is freed with the last of them. */
+    oidc_provider_close(app->oidc); /* requests waiting on the provider answer now */
+    app->oidc = NULL;
     pgpool_close(app->db, on_db_closed, app);
     redis_close(app->redis, on_redis_closed, app);
     http_server_free(app->http);
@@ -70,6 +73,14 @@ int api_serve(const api_config_t *cfg)
     if (app.db == NULL || app.redis == NULL) {
         log_error("api.start_failed", "reason=%s", app.db == NULL ? "database" : "redis");
         return 1;
+    }
+    if (cfg->oidc_issuer != NULL) {
+        char err[200];
+        app.oidc = oidc_provider_new(&loop, cfg, err, sizeof(err));
+        if (app.oidc == NULL) {
+            log_error("api.start_failed", "reason=oidc error=\"%s\"", err);
+            return 1;
+        }
     }
     size_t nroutes;
     const http_route_t *routes = api_routes(&nroutes);

@@ -19,6 +19,7 @@ typedef struct api_app {
     pgpool *db;
     redis *redis;
     http_server_t *http;
+    struct oidc_provider *oidc; /* NULL when OIDC sign-in is off */
     int stopping;
 } api_app_t;
 

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "api-server/oidc_config.h"
 #include "common/config.h"
 #include "common/pgpool.h"
 #include "common/redis.h"
@@ -50,6 +51,21 @@ static const cfg_var_t vars[] = {
     {"EDGEGATE_DEV", "0", 0, cfg_check_bool,
      "1 allows non-Secure cookies and http:// issuers (development only)"},
     {"EDGEGATE_LOG_LEVEL", "info", 0, cfg_check_log_level, "debug, info, warn or error"},
+    {"EDGEGATE_OIDC_ISSUER", NULL, CFG_OPTIONAL, cfg_check_http_url,
+     "OpenID provider's issuer URL; unset: OIDC sign-in off"},
+    {"EDGEGATE_OIDC_CLIENT_ID", NULL, CFG_OPTIONAL, NULL, "client id registered at the provider"},
+    {"EDGEGATE_OIDC_CLIENT_SECRET", NULL, CFG_OPTIONAL | CFG_SECRET, NULL,
+     "client secret of a confidential client; unset: public client (PKCE only)"},
+    {"EDGEGATE_OIDC_AUTH_METHOD", NULL, CFG_OPTIONAL, oidc_check_auth_method,
+     "none, client_secret_basic or client_secret_post (default: basic with a secret, else none)"},
+    {"EDGEGATE_OIDC_REDIRECT_URI", NULL, CFG_OPTIONAL, cfg_check_http_url,
+     "registered redirect URI (default: EDGEGATE_PUBLIC_ORIGIN/api/auth/callback)"},
+    {"EDGEGATE_OIDC_SCOPES", OIDC_DEFAULT_SCOPES, 0, oidc_check_scopes,
+     "scopes asked for; must include openid"},
+    {"EDGEGATE_OIDC_CA_FILE", NULL, CFG_OPTIONAL, oidc_check_ca_file,
+     "PEM CA certificates for the provider's TLS (default: the system bundle)"},
+    {"EDGEGATE_OIDC_POST_LOGOUT_REDIRECT_URI", NULL, CFG_OPTIONAL, cfg_check_http_url,
+     "where the provider sends the browser after logout (registered at the provider)"},
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -68,7 +84,16 @@ int api_config_load(api_config_t *cfg, FILE *err)
     cfg->mfa_key_b64 = cfg_get(vars, NVARS, v, "EDGEGATE_MFA_KEY");
     cfg->dev = strcmp(cfg_get(vars, NVARS, v, "EDGEGATE_DEV"), "1") == 0;
     cfg->log_level = cfg_get(vars, NVARS, v, "EDGEGATE_LOG_LEVEL");
-    return 0;
+    cfg->oidc_issuer = cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_ISSUER");
+    cfg->oidc_client_id = cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_CLIENT_ID");
+    cfg->oidc_client_secret = cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_CLIENT_SECRET");
+    cfg->oidc_auth_method = cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_AUTH_METHOD");
+    cfg->oidc_redirect_uri = cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_REDIRECT_URI");
+    cfg->oidc_scopes = cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_SCOPES");
+    cfg->oidc_ca_file = cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_CA_FILE");
+    cfg->oidc_post_logout_redirect_uri =
+        cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_POST_LOGOUT_REDIRECT_URI");
+    return oidc_config_finish(cfg, err);
 }
 
 void api_config_help(FILE *out)

@@ -18,6 +18,15 @@ typedef struct api_config {
     const char *mfa_key_b64;
     int dev;
     const char *log_level;
+    /* OIDC sign-in (oidc_config.h); oidc_issuer NULL: off */
+    const char *oidc_issuer;
+    const char *oidc_client_id;
+    const char *oidc_client_secret;
+    const char *oidc_auth_method;
+    const char *oidc_redirect_uri;
+    const char *oidc_scopes;
+    const char *oidc_ca_file;
+    const char *oidc_post_logout_redirect_uri;
 } api_config_t;
 
 int api_config_load(api_config_t *cfg, FILE *err);

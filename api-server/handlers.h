@@ -32,4 +32,8 @@ void api_auth_logout(http_request_t *req);
 /* front_door.c: ANY /api/devices/{id}/proxy/{path...} */
 void api_device_proxy(http_request_t *req);
 
+/* oidc_login.c, oidc_callback.c: sign-in through the OpenID provider */
+void api_auth_login(http_request_t *req);
+void api_auth_callback(http_request_t *req);
+
 #endif

@@ -25,6 +25,8 @@ static const http_route_t routes[] = {
     API_ROUTE_BODY("*", "/api/devices/{id}/proxy/{path...}", api_device_proxy, API_SIGNED_IN,
                    8 * 1024 * 1024),
 
+    API_ROUTE("GET", "/api/auth/login", api_auth_login, API_PUBLIC),
+    API_ROUTE("GET", "/api/auth/callback", api_auth_callback, API_PUBLIC),
     API_ROUTE("GET", "/api/auth/me", api_auth_me, API_SIGNED_IN),
     API_ROUTE("POST", "/api/auth/logout", api_auth_logout, API_SIGNED_IN),
 };

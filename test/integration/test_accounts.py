@@ -173,7 +173,8 @@ def test_create_admin_from_stdin_then_login_gives_token_agent_and_cookie():
         check("Secure" not in cookie, "EDGEGATE_DEV=1 drops Secure (and only it does)")
         eq(dep.call("GET", "/api/agents/me", token=token)[1]["user_id"], ADMIN)
         eq(dep.call("GET", "/api/auth/me", token=token)[1],
-           {"id": 1, "login": ADMIN, "name": "The Admin", "email": None, "roles": ["admin"]})
+           {"id": 1, "login": ADMIN, "name": "The Admin", "email": None, "roles": ["admin"],
+            "role": "admin", "mfa_enabled": False, "oidc_issuer": None})
         eq(dep.audit("create_admin")[0][3], '{"via": "command line", "created": true}')
         wait_for_audit(dep, "login", "ok")
 
@@ -390,7 +391,8 @@ def test_csrf_cookie_writes_need_our_origin_bearer_writes_do_not():
 
 # ---- the route table ----
 
-PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/agents/login")}
+PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/agents/login"),
+                 ("GET", "/api/auth/login"), ("GET", "/api/auth/callback")}
 PARAM_VALUES = {"user_id": "someone", "id": "1", "account": "1", "agent_id": "someone",
                 "employee_id": "1"}
 

@@ -23,7 +23,9 @@
 //                               wrong_audience, wrong_issuer (re-signed with the provider's own
 //                               key, so only the claim is wrong), bad_signature, alg_none,
 //                               unknown_kid (signed by a key that is not published).
-//   GET  /_test/stats           requests counted by path: {"/jwks": 2, ...}.
+//   GET  /_test/stats           requests counted by path: {"/jwks": 2, ...}, and how the last
+//                               token request authenticated: "last_token_request":
+//                               {"authorization": "Basic" or null, "params": [names]}.
 // Everything else is the package's.
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
@@ -39,6 +41,7 @@ const issuer = new URL(config.issuer);
 const users = new Map((config.users || []).map((u) => [u.login, u]));
 const cookieKeys = [randomBytes(32).toString('base64url')];
 const stats = {};
+let lastTokenRequest = null;
 let keys = []; // private JWKs, signing keys first
 let generation = 0;
 let tamperMode = null;
@@ -162,8 +165,18 @@ async function admin(req, res, url) {
     tamperMode = url.searchParams.get('mode');
     return reply(res, 200, { mode: tamperMode });
   }
-  if (req.method === 'GET' && url.pathname === '/_test/stats') return reply(res, 200, stats);
+  if (req.method === 'GET' && url.pathname === '/_test/stats') {
+    return reply(res, 200, { ...stats, last_token_request: lastTokenRequest });
+  }
   return reply(res, 404, { error: 'no such test endpoint' });
+}
+
+// What a token request carried, names only: the tests check how the client authenticated.
+async function recordTokenRequest(req) {
+  const form = querystring.parse(await readBody(req));
+  req.body = form;
+  const auth = req.headers.authorization;
+  lastTokenRequest = { authorization: auth ? auth.split(' ')[0] : null, params: Object.keys(form).sort() };
 }
 
 // The package's dev login page takes any password; ours must be the user's.
@@ -186,6 +199,7 @@ async function handle(req, res) {
     if (url.pathname.startsWith('/_test/')) return await admin(req, res, url);
     if (req.method === 'POST' && url.pathname.startsWith('/interaction/')
         && !(await checkPassword(req, res))) return undefined;
+    if (req.method === 'POST' && url.pathname === '/token') await recordTokenRequest(req);
     return handler(req, res);
   } catch (err) {
     log('error', { error: String(err) });
