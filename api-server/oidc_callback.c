@@ -399,7 +399,8 @@ static void provider_error(http_request_t *req, const char *error)
     int printable = n > 0;
     for (long i = 0; i < n; i++)
         printable &= description[i] >= 0x20 && description[i] < 0x7f;
-    int known = strlen(error) <= PROVIDER_ERROR_MAX &&
+    /* RFC 6749 §4.1.2.1 error codes are lower-case words joined by '_'. */
+    int known = error[0] != '\0' && strlen(error) <= PROVIDER_ERROR_MAX &&
                 strspn(error, "abcdefghijklmnopqrstuvwxyz_") == strlen(error);
     snprintf(message, sizeof(message), "The sign-in provider answered %s%s%s%s.",
              known ? error : "an error", printable ? " (" : "", printable ? description : "",

@@ -96,7 +96,7 @@ static slice_t field(const char **pos, const char *end)
 
 static int copy_token(slice_t s, char out[CRYPTO_TOKEN_LEN + 1])
 {
-    if (!session_id_valid(s))
+    if (s.ptr == NULL || !session_id_valid(s))
         return -1;
     memcpy(out, s.ptr, s.len);
     out[s.len] = '\0';

@@ -403,13 +403,15 @@ void oidc_provider_close(oidc_provider_t *p)
 {
     if (p == NULL)
         return;
-    p->closing = 1;
-    while (p->calls != NULL) {
-        call_t *c = p->calls;
-        call_unlink(c);
+    p->closing = 1; /* from here on nothing new starts, so the list only shrinks */
+    call_t *c = p->calls;
+    p->calls = NULL;
+    while (c != NULL) {
+        call_t *next = c->next;
         http_fetch_cancel(c->fetch);
         c->cb(c->arg, UV_ECANCELED, NULL, "the server is shutting down");
         free(c);
+        c = next;
     }
     answer_metadata_waiters(p, "the server is shutting down");
     answer_key_waiters(p, "the server is shutting down");

@@ -21,7 +21,7 @@ static int split(const char *token, size_t len, segments_t *s)
         s->len[i] = (size_t)(dot - p);
         /* An empty signature (how alg "none" tokens look) passes here so that the header
          * check can say why the token is refused. */
-        if (s->len[i] == 0 && i < 2)
+        if (i < 2 && s->len[i] == 0)
             return -1;
         if (i < 2)
             p = dot + 1;

@@ -20,8 +20,11 @@ import json
 import os
 import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -468,6 +471,60 @@ def test_provider_down_is_a_clear_502_and_nothing_crashes():
         st, _, _ = request("127.0.0.1", dep.api.port, "GET", "/healthz")
         eq(st, 200, "api-server is alive")
         eq(dep.me(b).status, 200, "sessions made earlier still work")
+
+
+class SilentServer:
+    """Accepts connections on a port of localhost and never says a word."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stop:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_silent_provider_times_out_and_shutdown_answers_the_waiting_request():
+    silent = SilentServer()
+    try:
+        with Deployment(PUBLIC, provider=False,
+                        env={"EDGEGATE_OIDC_ISSUER": f"https://localhost:{silent.port}"}) as dep:
+            t0 = time.time()
+            r = dep.start_login(dep.browser())
+            eq((r.status, error_of(r)), (502, "PROVIDER_UNAVAILABLE"), r.body)
+            check(5 <= time.time() - t0 < 20, f"answered after {time.time() - t0:.1f}s: the "
+                  "exchange has a deadline")
+            # A sign-in waiting on the provider when the server is told to stop: it is answered,
+            # and the daemon still exits 0 with nothing leaked (checked by __exit__).
+            result = {}
+
+            def waiting():
+                result["r"] = dep.start_login(dep.browser())
+            th = threading.Thread(target=waiting)
+            th.start()
+            time.sleep(0.5)
+            dep.api.signal(signal.SIGTERM)
+            th.join(30)
+            check(not th.is_alive(), "the waiting request was never answered")
+            check(result["r"].status in (502, 503), result["r"].body)
+            eq(dep.api.proc.wait(timeout=30), 0, "exit status after SIGTERM")
+    finally:
+        silent.close()
 
 
 def test_certificate_for_another_host_is_refused():
