@@ -103,20 +103,31 @@ static int on_headers_complete(llhttp_t *p)
     h->upgrade = llhttp_get_upgrade(p) ? 1 : 0;
     h->chunked = (p->flags & F_CHUNKED) ? 1 : 0;
     h->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
-    if (h->target.ptr == NULL)
+    if (r->is_response) {
+        h->status = llhttp_get_status_code(p);
+        if (h->status < 100 || h->status > 999) /* llhttp lets a missing status through */
+            return fail(r, 400);
+        if (r->no_body)
+            /* The answer to a HEAD: its Content-Length describes a body that is not sent.
+             * Returning 1 would say so to llhttp, but this callback must pause instead. */
+            p->flags |= F_SKIPBODY;
+    } else if (h->target.ptr == NULL) {
         return fail(r, 400);
+    }
     for (unsigned i = 0; i < h->nheaders; i++) /* llhttp lets ": value" through */
         if (h->headers[i].name.len == 0)
             return fail(r, 400);
-    const char *q = memchr(h->target.ptr, '?', h->target.len);
-    if (q != NULL) {
+    const char *q = h->target.ptr ? memchr(h->target.ptr, '?', h->target.len) : NULL;
+    if (h->target.ptr == NULL) {
+        h->path = h->query = (slice_t){"", 0};
+    } else if (q != NULL) {
         h->path = (slice_t){h->target.ptr, (size_t)(q - h->target.ptr)};
         h->query = (slice_t){q + 1, h->target.len - h->path.len - 1};
     } else {
         h->path = h->target;
         h->query = (slice_t){h->target.ptr + h->target.len, 0};
     }
-    slice_t expect = http_head_header(h, "expect");
+    slice_t expect = r->is_response ? SLICE_NULL : http_head_header(h, "expect");
     if (expect.ptr != NULL) {
         if (!slice_case_eq(expect, "100-continue"))
             return fail(r, 417);
@@ -153,7 +164,7 @@ static int on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-void http_reader_init(http_reader_t *r)
+static void reader_init(http_reader_t *r, llhttp_type_t type)
 {
     memset(r, 0, sizeof(*r));
     llhttp_settings_init(&r->settings);
@@ -165,8 +176,45 @@ void http_reader_init(http_reader_t *r)
     r->settings.on_headers_complete = on_headers_complete;
     r->settings.on_body = on_body;
     r->settings.on_message_complete = on_message_complete;
-    llhttp_init(&r->parser, HTTP_REQUEST, &r->settings);
+    llhttp_init(&r->parser, type, &r->settings);
     r->parser.data = r;
+    r->is_response = type == HTTP_RESPONSE;
+}
+
+void http_reader_init(http_reader_t *r)
+{
+    reader_init(r, HTTP_REQUEST);
+}
+
+void http_reader_init_response(http_reader_t *r)
+{
+    reader_init(r, HTTP_RESPONSE);
+}
+
+void http_reader_expect_no_body(http_reader_t *r)
+{
+    r->no_body = 1;
+}
+
+enum http_reader_event http_reader_finish(http_reader_t *r)
+{
+    if (r->error_status)
+        return HTTP_READER_ERROR;
+    if (r->pending == PENDING_DONE)
+        return HTTP_READER_DONE;
+    llhttp_errno_t err = llhttp_get_errno(&r->parser);
+    if (err == HPE_PAUSED)
+        llhttp_resume(&r->parser);
+    else if (err != HPE_OK)
+        return HTTP_READER_ERROR;
+    if (!r->head_done && r->head_bytes == 0)
+        return HTTP_READER_NEED_MORE;
+    r->pending = PENDING_NONE;
+    err = llhttp_finish(&r->parser);
+    if ((err == HPE_OK || err == HPE_PAUSED) && r->pending == PENDING_DONE)
+        return HTTP_READER_DONE;
+    r->error_status = 400;
+    return HTTP_READER_ERROR;
 }
 
 void http_reader_begin(http_reader_t *r, http_head_t *head, char *arena, size_t arena_cap)
@@ -182,6 +230,7 @@ void http_reader_begin(http_reader_t *r, http_head_t *head, char *arena, size_t 
     r->head_done = 0;
     r->header_open = 0;
     r->pending = PENDING_NONE;
+    r->no_body = 0;
     if (llhttp_get_errno(&r->parser) == HPE_PAUSED)
         llhttp_resume(&r->parser);
 }
@@ -212,6 +261,7 @@ enum http_reader_event http_reader_feed(http_reader_t *r, const char *data, size
          * begin the next request first. */
         if (r->pending == PENDING_DONE)
             return HTTP_READER_DONE;
+
         resumed = 1;
         llhttp_resume(&r->parser);
     }

@@ -1,5 +1,6 @@
 /*
- * http_reader: an incremental, socket-free HTTP/1.1 request reader over llhttp.
+ * http_reader: an incremental, socket-free HTTP/1.1 message reader over llhttp: requests for
+ * the server, responses for the client (http_reader_init_response).
  *
  * Bytes go in with http_reader_feed(); it reports one event at a time and how many bytes it
  * consumed, so the owner decides when to go on (pipelined requests are read one after the
@@ -32,7 +33,8 @@ typedef struct http_header {
 } http_header_t;
 
 typedef struct http_head {
-    slice_t method;      /* "GET" */
+    int status;          /* responses: the status code; requests: 0 */
+    slice_t method;      /* "GET" (requests) */
     int method_id;       /* llhttp_method_t */
     slice_t target;      /* raw request-target as sent */
     slice_t path;        /* target before '?', not percent-decoded */
@@ -67,11 +69,23 @@ typedef struct http_reader {
     int header_open; /* a header's name or value is still arriving */
     int error_status;
     int pending;        /* an event found inside llhttp callbacks, reported on return */
+    int is_response;
+    int no_body;        /* responses: the request was HEAD, so no body whatever the head says */
     slice_t body;
 } http_reader_t;
 
 /* Prepares reader for one request; head and arena (arena_cap bytes) are owned by the caller. */
 void http_reader_init(http_reader_t *reader);
+/* The same for responses. Between messages, call http_reader_begin(), then
+ * http_reader_expect_no_body() when the request was HEAD. A response's end that is marked by the
+ * connection closing is reported by http_reader_finish(). 1xx responses are messages of their
+ * own: a 100 Continue is a HEAD then DONE, and the real response follows after a begin. */
+void http_reader_init_response(http_reader_t *reader);
+void http_reader_expect_no_body(http_reader_t *reader);
+/* The peer closed the connection: HTTP_READER_DONE when that ends the message in progress
+ * (a response delimited by close), HTTP_READER_NEED_MORE when no message had begun, else
+ * HTTP_READER_ERROR (a truncated message). */
+enum http_reader_event http_reader_finish(http_reader_t *reader);
 void http_reader_begin(http_reader_t *reader, http_head_t *head, char *arena, size_t arena_cap);
 
 /*

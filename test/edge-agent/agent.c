@@ -10,7 +10,7 @@
 #include "common/log.h"
 #include "common/ws.h"
 #include "proto/yamux.h"
-#include "test/edge-agent/link.h"
+#include "common/link.h"
 #include "test/edge-agent/upgrade.h"
 
 /* Reconnect backoff (full jitter): a fleet that lost its proxy must not come back in step. */

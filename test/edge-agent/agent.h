@@ -27,7 +27,7 @@
 #include <uv.h>
 
 #include "common/tls.h"
-#include "test/edge-agent/resolve.h"
+#include "common/resolve.h"
 #include "test/edge-agent/stream.h"
 
 typedef struct agent_config {

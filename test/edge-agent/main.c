@@ -17,8 +17,8 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "test/edge-agent/agent.h"
-#include "test/edge-agent/link.h"
-#include "test/edge-agent/resolve.h"
+#include "common/link.h"
+#include "common/resolve.h"
 #include "test/edge-agent/upgrade.h"
 
 #define VERSION "0.1"

@@ -5,8 +5,8 @@
 
 #include "common/log.h"
 #include "test/edge-agent/agent.h"
-#include "test/edge-agent/resolve.h"
-#include "test/edge-agent/tcp.h"
+#include "common/resolve.h"
+#include "common/tcp_conn.h"
 
 /* The proxy can have at most one receive window of ours in flight unconsumed, and we consume
  * only what the target socket took: the queue toward the target never passes the window. The

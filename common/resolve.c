@@ -1,4 +1,4 @@
-#include "test/edge-agent/resolve.h"
+#include "common/resolve.h"
 
 #include <stdio.h>
 #include <stdlib.h>

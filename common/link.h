@@ -1,7 +1,8 @@
 /*
- * link: one tunnel's connection to the proxy as a plaintext byte pipe: TCP, with TLS on top for
- * wss:// (common/tls in client mode: the chain checked against the CA bundle, the certificate
- * against the host name; a failure ends the link with the reason).
+ * link: a client connection as a plaintext byte pipe: TCP, with TLS on top for wss:// and
+ * https:// (common/tls in client mode: the chain checked against the CA bundle, the certificate
+ * against the host name; a failure ends the link with the reason). Used by the edge agent's
+ * tunnel and by http_client.
  *
  * Writes are gathered: what the WebSocket layer writes during one turn of the loop (a client
  * frame reaches us as a header and 4 KiB masked pieces) is staged and goes out as one write
@@ -13,8 +14,8 @@
  * last callback and the link is freed right after it returns; no other callback runs after a
  * close or abort was asked for. Callbacks may call any link_* function on their link.
  */
-#ifndef EDGEGATE_AGENT_LINK_H
-#define EDGEGATE_AGENT_LINK_H
+#ifndef EDGEGATE_LINK_H
+#define EDGEGATE_LINK_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -28,12 +29,13 @@ typedef struct link link_t;
 typedef struct link_ops {
     /* Connected, and for TLS the handshake is done and the peer verified. */
     void (*on_open)(void *arg);
-    /* Plaintext from the proxy; valid during the call only. */
+    /* Plaintext from the peer; valid during the call only. */
     void (*on_data)(void *arg, const uint8_t *data, size_t len);
     /* Everything written so far has left the process. */
     void (*on_drain)(void *arg);
     /* The end. err: 0 when the owner closed it, UV_EOF when the proxy did, otherwise the libuv
-     * or TLS error; why says it in words (certificate problems included). */
+     * or TLS error; why says it in words (certificate problems included). UV_EOF: the peer
+     * closed. */
     void (*on_close)(void *arg, int err, const char *why);
 } link_ops_t;
 

@@ -1,10 +1,10 @@
-#include "test/edge-agent/link.h"
+#include "common/link.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "test/edge-agent/tcp.h"
+#include "common/tcp_conn.h"
 
 /* Staged bytes beyond this go out at once rather than at the end of the turn. */
 #define STAGE_FLUSH_AT (64 * 1024)
@@ -128,7 +128,7 @@ void link_abort(link_t *l, int err, const char *why)
     close_tcp(l, 1);
 }
 
-/* The proxy ended it, or a socket or TLS error did. */
+/* The peer ended it, or a socket or TLS error did. */
 static void end(link_t *l, int err, const char *why)
 {
     if (l->closing && l->tcp_closing) return;
@@ -301,7 +301,7 @@ static void tcp_on_read(void *arg, const uint8_t *data, size_t len)
     }
     int rc = tls_feed(l->tls, data, len);
     if (rc == TLS_CLOSED) {
-        end(l, UV_EOF, "the proxy closed the TLS connection");
+        end(l, UV_EOF, "the peer closed the TLS connection");
     } else if (rc < 0) {
         char why[200], text[160];
         snprintf(why, sizeof(why), "TLS: %s", tls_strerror(rc, text, sizeof(text)));
@@ -311,7 +311,7 @@ static void tcp_on_read(void *arg, const uint8_t *data, size_t len)
 
 static void tcp_on_eof(void *arg)
 {
-    end(arg, UV_EOF, "the proxy closed the connection");
+    end(arg, UV_EOF, "the peer closed the connection");
 }
 
 static void tcp_on_written(void *arg, size_t n)

@@ -1,4 +1,4 @@
-#include "test/edge-agent/tcp.h"
+#include "common/tcp_conn.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,8 +12,8 @@
  * when the answer is at hand (a fresh cache, or a lookup that cannot even start), otherwise
  * from the loop. The addresses are valid during the callback only.
  */
-#ifndef EDGEGATE_AGENT_RESOLVE_H
-#define EDGEGATE_AGENT_RESOLVE_H
+#ifndef EDGEGATE_RESOLVE_H
+#define EDGEGATE_RESOLVE_H
 
 #include <uv.h>
 

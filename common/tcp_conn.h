@@ -1,6 +1,6 @@
 /*
- * tcp: a client TCP connection on libuv with a bounded write queue; the agent's one socket
- * layer, used for the tunnel to the proxy and for every connection to the local target.
+ * tcp_conn: a client TCP connection on libuv with a bounded write queue: the socket layer under
+ * link.h (the edge agent's tunnel, http_client) and the agent's connections to its target.
  *
  * Connecting: tcp_conn_connect() takes up to TCP_CONN_MAX_ADDRS resolved addresses and tries
  * them in order (a name often resolves to ::1 and 127.0.0.1 while the service listens on one).
@@ -20,8 +20,8 @@
  * it; on_close is the last callback and the conn is freed right after it returns. After
  * close no other callback runs. Callbacks may call any tcp_conn_* function on their conn.
  */
-#ifndef EDGEGATE_AGENT_TCP_H
-#define EDGEGATE_AGENT_TCP_H
+#ifndef EDGEGATE_TCP_CONN_H
+#define EDGEGATE_TCP_CONN_H
 
 #include <stddef.h>
 #include <stdint.h>
