@@ -3,9 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api-server/device_presence.h"
 #include "api-server/guard.h"
 #include "api-server/routes.h"
 #include "common/daemon.h"
+#include "common/http_client.h"
 #include "common/log.h"
 #include "common/ops.h"
 
@@ -37,6 +39,9 @@ static void on_http_closed(void *arg)
      * the clients delivers; the server itself is freed with the last of them. */
     pgpool_close(app->db, on_db_closed, app);
     redis_close(app->redis, on_redis_closed, app);
+    /* Every request is finished, so no internal-API call is in flight (they are bounded well
+     * within the grace period): the client's shared handles can go. */
+    http_client_cleanup();
     http_server_free(app->http);
     daemon_signals_stop();
 }
@@ -69,6 +74,7 @@ int api_serve(const api_config_t *cfg)
         log_error("api.start_failed", "reason=%s", app.db == NULL ? "database" : "redis");
         return 1;
     }
+    device_presence_start(&app);
     size_t nroutes;
     const http_route_t *routes = api_routes(&nroutes);
     if (api_routes_check(routes, nroutes) < 0)

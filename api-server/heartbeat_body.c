@@ -91,13 +91,13 @@ int heartbeat_parse(const json_t *doc, heartbeat_t *out, heartbeat_error_t *err)
     if (!string_ok(id, HEARTBEAT_IDENTIFIER_MAX) ||
         !heartbeat_identifier_valid(json_string_value(id), json_string_length(id)))
         return refuse(err, "INVALID_IDENTIFIER",
-                    "The identifier must be 1 to 128 of A-Z a-z 0-9 . _ : @ -.");
+                      "The identifier must be 1 to 128 of A-Z a-z 0-9 . _ : @ -.");
     out->identifier = json_string_value(id);
 
     const json_t *version = member(doc, "openclaw_version");
     if (version != NULL && !version_ok(version))
         return refuse(err, "INVALID_VERSION",
-                    "openclaw_version must be 1 to 64 printable ASCII characters.");
+                      "openclaw_version must be 1 to 64 printable ASCII characters.");
     out->openclaw_version = version ? json_string_value(version) : NULL;
 
     const json_t *agents = member(doc, "agents");
@@ -105,8 +105,8 @@ int heartbeat_parse(const json_t *doc, heartbeat_t *out, heartbeat_error_t *err)
         return refuse(err, "MISSING_FIELD", "The field 'agents' is required (it may be []).");
     if (!agents_ok(agents))
         return refuse(err, "INVALID_AGENTS",
-                    "agents must be an array of at most 256 strings (up to 256 bytes) or flat "
-                    "objects (up to 32 members of scalar values).");
+                      "agents must be an array of at most 256 strings (up to 256 bytes) or flat "
+                      "objects (up to 32 members of scalar values).");
     out->agents = agents;
 
     for (int i = 0; i < HEARTBEAT_NPCT; i++) {

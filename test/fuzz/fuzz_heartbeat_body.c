@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CHECK(x)                                                                                   \
     do {                                                                                           \
-        if (!(x)) abort();                                                                         \
+        if (!(x))                                                                                  \
+            abort();                                                                               \
     } while (0)
 
 /* The next n bytes of the input (fewer at its end). */
@@ -98,9 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    json_t *doc = data[0] & 1 ? template_doc(data + 1, size - 1)
-                              : json_loadb((const char *)data + 1, size - 1,
-                                           JSON_REJECT_DUPLICATES, NULL);
+    json_t *doc = data[0] & 1
+                      ? template_doc(data + 1, size - 1)
+                      : json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, NULL);
     if (doc == NULL)
         return 0;
     if (json_is_object(doc)) {

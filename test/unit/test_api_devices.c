@@ -60,8 +60,9 @@ static void test_typed_codes_normalise_case_separators_and_look_alikes(void **st
     assert_int_equal(normalize("ABCD-12345", n), -1);
     assert_int_equal(normalize("", n), -1);
     assert_int_equal(normalize("ABCD_1234", n), -1);
-    assert_int_equal(normalize("ABCD\xc3\xa9" "1234", n), -1);
-    assert_int_equal(pairing_code_normalize("ABCD\0" "1234", 9, n), -1);
+    static const char accented[] = "ABCD\xc3\xa9" "1234", with_nul[] = "ABCD\0" "1234";
+    assert_int_equal(normalize(accented, n), -1);
+    assert_int_equal(pairing_code_normalize(with_nul, sizeof(with_nul) - 1, n), -1);
     /* More than anyone types, even if it would reduce to a code. */
     char padded[PAIRING_CODE_INPUT_MAX + 2];
     memset(padded, ' ', sizeof(padded));
@@ -90,17 +91,16 @@ static void test_uuids_are_version_4_and_parse_back_lower_case(void **state)
         assert_int_equal(uuid_text_parse(slice_from(id), back), 0);
         assert_string_equal(back, id);
     }
-    assert_int_equal(uuid_text_parse(slice_from("0E4C5B5E-8F5D-4B6A-9A1E-1C2D3E4F5A6B"), back),
-                     0);
+    assert_int_equal(uuid_text_parse(slice_from("0E4C5B5E-8F5D-4B6A-9A1E-1C2D3E4F5A6B"), back), 0);
     assert_string_equal(back, "0e4c5b5e-8f5d-4b6a-9a1e-1c2d3e4f5a6b");
     const char *bad[] = {
         "0e4c5b5e-8f5d-4b6a-9a1e-1c2d3e4f5a6",   /* short */
         "0e4c5b5e-8f5d-4b6a-9a1e-1c2d3e4f5a6b0", /* long */
         "0e4c5b5e8f5d-4b6a-9a1e-1c2d3e4f5a6b0",  /* dash missing */
         "0e4c5b5e-8f5d-4b6a-9a1e-1c2d3e4f5a6g",  /* not hex */
-        "{e4c5b5e-8f5d-4b6a-9a1e-1c2d3e4f5a6b}",
-        "0e4c5b5e-8f5d-4b6a-9a1e+1c2d3e4f5a6b",
-        "",
+        "{e4c5b5e-8f5d-4b6a-9a1e-1c2d3e4f5a6b}", /* braces */
+        "0e4c5b5e-8f5d-4b6a-9a1e+1c2d3e4f5a6b",  /* not a dash */
+        "",                                      /* empty */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(uuid_text_parse(slice_from(bad[i]), back), -1);
@@ -173,7 +173,8 @@ static void test_heartbeat_body_refusals_name_the_problem(void **state)
         {"{\"identifier\":\"a\",\"agents\":[],\"mem_pct\":-0.5}", "INVALID_PERCENTAGE"},
         {"{\"identifier\":\"a\",\"agents\":[],\"disk_pct\":\"5\"}", "INVALID_PERCENTAGE"},
         {"{\"identifier\":\"a\",\"agents\":[],\"swap_pct\":false}", "INVALID_PERCENTAGE"},
-        {"{\"identifier\":\"a\",\"agents\":[],\"swap_pct\":1e400}", NULL}, /* out of range: jansson refuses it */
+        /* Out of a double's range: jansson refuses the document itself. */
+        {"{\"identifier\":\"a\",\"agents\":[],\"swap_pct\":1e400}", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_t *doc = json_loads(cases[i].body, JSON_ALLOW_NUL, NULL);
@@ -215,8 +216,8 @@ static void test_heartbeat_body_bounds_are_inclusive(void **state)
     id[HEARTBEAT_IDENTIFIER_MAX] = '\0';
     memset(version, 'v', sizeof(version));
     version[HEARTBEAT_VERSION_MAX] = '\0';
-    json_t *doc = json_pack("{s:s,s:s,s:o}", "identifier", id, "openclaw_version", version,
-                            "agents", agents);
+    json_t *doc =
+        json_pack("{s:s,s:s,s:o}", "identifier", id, "openclaw_version", version, "agents", agents);
     heartbeat_t hb;
     heartbeat_error_t err;
     assert_int_equal(heartbeat_parse(doc, &hb, &err), 0);
