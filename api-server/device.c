@@ -126,43 +126,36 @@ static void on_routes(void *arg, redisReply *reply, const char *error)
 void device_reply(http_request_t *req, const PGresult *res, int status, int single)
 {
     int n = PQntuples(res);
-    presence_t *p = calloc(1, sizeof(*p));
-    const char **argv = calloc((size_t)n + 1, sizeof(*argv));
-    char(*keys)[DEVICE_ROUTE_KEY_MAX] = calloc((size_t)n + 1, sizeof(*keys));
-    if (p == NULL || argv == NULL || keys == NULL || (p->devices = json_array()) == NULL)
-        goto fail;
-    p->req = req;
-    p->status = status;
-    p->single = single;
-    for (int i = 0; i < n; i++)
-        if (json_array_append_new(p->devices, row_json(res, i)) < 0)
-            goto fail;
     if (n == 0) { /* nothing to ask Redis */
-        http_reply_json(req, status, json_pack("{s:o,s:i}", "devices", p->devices, "total", 0));
-        free(p);
-        free(argv);
-        free(keys);
+        http_reply_json(req, status, json_pack("{s:[],s:i}", "devices", "total", 0));
         return;
     }
+    presence_t *p = calloc(1, sizeof(*p));
+    json_t *devices = json_array();
+    const char **argv = calloc((size_t)n + 1, sizeof(*argv));
+    char(*keys)[DEVICE_ROUTE_KEY_MAX] = calloc((size_t)n, sizeof(*keys));
+    if (p == NULL || devices == NULL || argv == NULL || keys == NULL)
+        goto no_memory;
     argv[0] = "MGET";
     for (int i = 0; i < n; i++) {
+        if (json_array_append_new(devices, row_json(res, i)) < 0)
+            goto no_memory;
         device_route_key(PQgetvalue(res, i, 0), keys[i]);
         argv[i + 1] = keys[i];
     }
-    int rc = api_redis_send(api_app(req), on_routes, p, n + 1, argv);
-    free(argv);
-    free(keys);
-    if (rc < 0) {
-        json_decref(p->devices);
-        free(p);
+    *p = (presence_t){req, devices, status, single};
+    if (api_redis_send(api_app(req), on_routes, p, n + 1, argv) < 0) {
         api_reply_unavailable(req, "redis", "command not accepted");
+        goto fail;
     }
+    free(argv); /* the command copied its arguments */
+    free(keys);
     return;
+no_memory:
+    api_reply_unavailable(req, "memory", "out of memory");
 fail:
-    if (p != NULL)
-        json_decref(p->devices);
+    json_decref(devices);
     free(p);
     free(argv);
     free(keys);
-    api_reply_unavailable(req, "memory", "out of memory");
 }

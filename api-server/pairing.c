@@ -201,7 +201,7 @@ static const char pair_sql[] =
     "WITH code AS (UPDATE pairing_codes SET used_at = now(), device_id = $2::uuid"
     "   WHERE id = $1 AND used_at IS NULL AND expires_at > now() RETURNING owner_id)"
     " INSERT INTO devices AS d (id, owner_id, name, token_hash)"
-    " SELECT $2::uuid, owner_id, $3, $4 FROM code RETURNING " DEVICE_COLUMNS;
+    " SELECT $2::uuid, owner_id, $3, $4 FROM code RETURNING d.id";
 
 static void on_paired(void *arg, const PGresult *res, const char *error)
 {
@@ -280,9 +280,11 @@ static void on_counted(http_request_t *req, const ratelimit_result_t *r)
     }
     pairing_code_hash(normalized, hash);
     const char *values[1] = {hash};
+    /* A code outlives nothing: not its expiry, not its use, not its owner being disabled. */
     api_db(req, on_code,
-           "SELECT id, owner_id FROM pairing_codes"
-           " WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()",
+           "SELECT p.id, p.owner_id FROM pairing_codes p JOIN accounts a ON a.id = p.owner_id"
+           " WHERE p.code_hash = $1 AND p.used_at IS NULL AND p.expires_at > now()"
+           " AND NOT a.disabled",
            1, values);
 }
 

@@ -151,10 +151,14 @@ def test_expired_unknown_and_malformed_codes_are_refused_alike():
         eq(dep.status("POST", "/api/pairing/exchange", body="not json"), 400)
 
         # At most ten open codes per account (the expired one does not count).
-        for _ in range(10):
-            dep.pairing_code(tok)
+        codes = [dep.pairing_code(tok) for _ in range(10)]
         st, doc, _ = dep.call("POST", "/api/devices/pairing", token=tok)
         eq((st, error_code(doc)), (409, "TOO_MANY_OPEN_CODES"))
+        # A code dies with its owner's account.
+        dep.sql("UPDATE accounts SET disabled = true WHERE login = 'alice'")
+        eq(dep.exchange(codes[0])[0], 401, "the owner is disabled")
+        dep.sql("UPDATE accounts SET disabled = false WHERE login = 'alice'")
+        eq(dep.exchange(codes[0])[0], 200, "and the same code works for an enabled owner")
         eq(dep.status("POST", "/api/devices/pairing"), 401, "codes are for signed-in users")
 
 
