@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api-server/device_presence.h"
 #include "api-server/guard.h"
 #include "api-server/routes.h"
 #include "common/daemon.h"
@@ -38,6 +39,9 @@ static void on_http_closed(void *arg)
      * the clients delivers; the server itself is freed with the last of them. */
     pgpool_close(app->db, on_db_closed, app);
     redis_close(app->redis, on_redis_closed, app);
+    /* Every request is finished, so no internal-API call is in flight (they are bounded well
+     * within the grace period): the client's shared handles can go. */
+    http_client_cleanup();
     http_server_free(app->http);
     http_client_cleanup(); /* the front door's clients ended with their requests */
     daemon_signals_stop();
@@ -71,6 +75,7 @@ int api_serve(const api_config_t *cfg)
         log_error("api.start_failed", "reason=%s", app.db == NULL ? "database" : "redis");
         return 1;
     }
+    device_presence_start(&app);
     size_t nroutes;
     const http_route_t *routes = api_routes(&nroutes);
     if (api_routes_check(routes, nroutes) < 0)

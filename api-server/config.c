@@ -50,6 +50,8 @@ static const cfg_var_t vars[] = {
     {"EDGEGATE_DEV", "0", 0, cfg_check_bool,
      "1 allows non-Secure cookies and http:// issuers (development only)"},
     {"EDGEGATE_LOG_LEVEL", "info", 0, cfg_check_log_level, "debug, info, warn or error"},
+    {"EDGEGATE_HEARTBEAT_STALE_SECONDS", "300", 0, cfg_check_positive_int,
+     "a monitored server silent this long is listed as stale"},
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -68,6 +70,7 @@ int api_config_load(api_config_t *cfg, FILE *err)
     cfg->mfa_key_b64 = cfg_get(vars, NVARS, v, "EDGEGATE_MFA_KEY");
     cfg->dev = strcmp(cfg_get(vars, NVARS, v, "EDGEGATE_DEV"), "1") == 0;
     cfg->log_level = cfg_get(vars, NVARS, v, "EDGEGATE_LOG_LEVEL");
+    cfg->heartbeat_stale_s = cfg_int(cfg_get(vars, NVARS, v, "EDGEGATE_HEARTBEAT_STALE_SECONDS"));
     return 0;
 }
 
@@ -80,6 +83,8 @@ void api_config_help(FILE *out)
                    "  migrate [--dir DIR]     apply sql/NNN_*.sql migrations in order, once\n"
                    "  create-admin --login NAME [--name \"Display Name\"]\n"
                    "                          create (or restore) an admin; password on stdin\n"
+                   "  sync-credentials        rewrite Redis's device credentials from PostgreSQL\n"
+                   "                          (after Redis lost its data)\n"
                    "  --help                  this text",
                    vars, NVARS);
 }

@@ -18,6 +18,7 @@ typedef struct api_config {
     const char *mfa_key_b64;
     int dev;
     const char *log_level;
+    int heartbeat_stale_s;
 } api_config_t;
 
 int api_config_load(api_config_t *cfg, FILE *err);

@@ -2,7 +2,7 @@
  * The front door to device traffic: ANY /api/devices/{id}/proxy/{path...}.
  *
  *   1. The device must be the caller's (or the caller an admin) and not revoked; otherwise 404,
- *      the same answer as for a device that does not exist, so ids leak nothing.
+ *      the same answer as for a device that does not exist, so ids leak nothing (device.h).
  *   2. The proxy replica holding the device's tunnel is `tunnel:route:<id>` in Redis (several
  *      replicas), else EDGEGATE_INTERNAL_URL.
  *   3. Plain requests: POST /internal/forward/raw upgrades to a byte pipe onto a new stream on
@@ -24,6 +24,7 @@
 
 #include "api-server/app.h"
 #include "api-server/db.h"
+#include "api-server/device.h"
 #include "api-server/handlers.h"
 #include "api-server/request.h"
 #include "common/buf.h"
@@ -56,7 +57,7 @@ typedef struct front {
     int status; /* the proxy's refusal */
     size_t body_sent; /* of the browser's request body, held whole by the server */
     buf_t refusal;
-    char device_id[40];
+    char device_id[UUID_TEXT_LEN + 1];
 } front_t;
 
 static const http_client_config_t proxy_client_cfg = {
@@ -496,49 +497,19 @@ static void on_route(void *arg, redisReply *reply, const char *error)
 
 static void on_device(http_request_t *req, const PGresult *res)
 {
-    const api_principal_t *p = api_principal(req);
-    int mine = PQntuples(res) == 1 &&
-               (strtoll(PQgetvalue(res, 0, 0), NULL, 10) == p->account.id ||
-                (p->account.roles & ACCOUNT_ROLE_ADMIN) != 0);
-    if (!mine) {
-        http_reply_error(req, 404, "NOT_FOUND", "No such device.");
+    /* The id as PostgreSQL prints a uuid: the form tunnel:route keys and the proxy use. */
+    char *device_id = api_state_new(req, UUID_TEXT_LEN + 1, NULL);
+    if (device_id == NULL)
         return;
-    }
-    char key[64];
-    snprintf(key, sizeof(key), "tunnel:route:%s", (const char *)api_state(req));
+    snprintf(device_id, UUID_TEXT_LEN + 1, "%s", PQgetvalue(res, 0, 0));
+    char key[DEVICE_ROUTE_KEY_MAX];
+    device_route_key(device_id, key);
     const char *argv[2] = {"GET", key};
     if (api_redis_send(api_app(req), on_route, req, 2, argv) < 0)
         api_reply_unavailable(req, "redis", "closed");
 }
 
-/* A device id is a UUID in its canonical text form; anything else cannot be a device. */
-static int uuid_text(slice_t s)
-{
-    if (s.len != 36)
-        return 0;
-    for (size_t i = 0; i < 36; i++) {
-        char ch = s.ptr[i];
-        int dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? ch != '-' : !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-                                 (ch >= 'A' && ch <= 'F')))
-            return 0;
-    }
-    return 1;
-}
-
 void api_device_proxy(http_request_t *req)
 {
-    slice_t id = http_request_param(req, "id");
-    if (!uuid_text(id)) {
-        http_reply_error(req, 404, "NOT_FOUND", "No such device.");
-        return;
-    }
-    char *device_id = api_state_new(req, 40, NULL);
-    if (device_id == NULL)
-        return;
-    for (size_t i = 0; i < id.len; i++) /* the form tunnel:route keys use */
-        device_id[i] = (char)((id.ptr[i] >= 'A' && id.ptr[i] <= 'F') ? id.ptr[i] + 32 : id.ptr[i]);
-    const char *values[1] = {device_id};
-    api_db(req, on_device, "SELECT owner_id FROM devices WHERE id = $1::uuid AND revoked_at IS NULL",
-           1, values);
+    device_find_or_reply(req, "id", on_device);
 }

@@ -38,7 +38,7 @@ class Stack:
         self.alice = self.dep.token("alice", "alice-password")
         self.mallory = self.dep.token("mallory", "mallory-password")
         self.admin = self.dep.token()
-        self.device_id, self.device_token = self.add_device("alice", "camera")
+        self.device_id, self.device_token = self.add_device(self.alice, "camera")
         return self
 
     def __exit__(self, *exc):
@@ -47,17 +47,14 @@ class Stack:
         self.dep.__exit__(*exc)
         self.proxy.__exit__(*exc)
 
-    def add_device(self, owner, name):
-        """A device row and its credential, as pairing leaves them."""
-        import secrets
-        token = secrets.token_urlsafe(32)
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        device_id = self.dep.sql(
-            f"INSERT INTO devices (owner_id, name, token_hash) SELECT id, '{name}', '{digest}' "
-            f"FROM accounts WHERE login = '{owner}' RETURNING id").splitlines()[0]
-        owner_id = self.dep.sql(f"SELECT id FROM accounts WHERE login = '{owner}'")
-        rcli("HSET", f"tunnel:cred:{digest}", "device_id", device_id, "user_id", owner_id)
-        return device_id, token
+    def add_device(self, owner_token, name):
+        """Paired the way a person pairs one: a code from the owner, exchanged by the device."""
+        st, doc, _ = self.dep.call("POST", "/api/devices/pairing", token=owner_token)
+        eq(st, 201, f"pairing code: {doc}")
+        st, doc, _ = self.dep.call("POST", "/api/pairing/exchange",
+                                   body={"code": doc["code"], "device_name": name})
+        eq(st, 200, f"exchange: {doc}")
+        return doc["device_id"], doc["token"]
 
     def connect_agent(self, target_addr):
         self.agent = EdgeAgent(self.proxy, self.device_token, target_addr)
@@ -101,6 +98,7 @@ def test_hello_reaches_the_device_and_strangers_get_404():
         st.dep.sql(f"UPDATE devices SET revoked_at = now(), token_hash = NULL "
                    f"WHERE id = '{st.device_id}'")
         eq(st.get("hello")[0], 404)
+        eq(st.get("hello", token=st.admin)[0], 404)
 
 
 def test_request_travels_whole_and_platform_credentials_stay_behind():
