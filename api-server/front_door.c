@@ -55,7 +55,8 @@ typedef struct front {
     int websocket;
     int refs; /* the client, and the browser connection once spliced */
     int status; /* the proxy's refusal */
-    size_t body_sent; /* of the browser's request body, held whole by the server */
+    int body_chunked; /* the browser's body is re-chunked towards the device */
+    int body_paused;
     buf_t refusal;
     char device_id[UUID_TEXT_LEN + 1];
 } front_t;
@@ -100,7 +101,8 @@ static int kept_from_device(slice_t name)
     static const char *const ours[] = {"cookie", "authorization", "host", "content-length",
                                        "x-forwarded-for", "x-forwarded-proto",
                                        "x-forwarded-host", "x-forwarded-prefix", "forwarded",
-                                       "x-device-id", "x-session-token", "x-forward-path"};
+                                       "x-device-id", "x-session-token", "x-forward-path",
+                                       "expect"};
     for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
         if (slice_case_eq(name, ours[i]))
             return 1;
@@ -174,24 +176,48 @@ static void relay_head(front_t *f, const http_head_t *head)
         http_client_close(f->client, 0, "the browser went away", 1);
 }
 
-/* The request body goes out as the pipe takes it: at most RELAY_HIGH_WATER waits in the
- * client's queue, the rest follows from on_proxy_drain. */
-static void send_body(front_t *f)
+/* ---- the browser's request body, streamed as it arrives ---- */
+
+static void on_request_body(http_request_t *req, void *arg, const char *data, size_t len)
 {
-    if (f->req == NULL || f->client == NULL)
+    front_t *f = arg;
+    if (f->client == NULL)
         return;
-    slice_t body = http_request_body(f->req);
-    while (f->body_sent < body.len) {
-        size_t n = body.len - f->body_sent;
-        if (n > 64 * 1024)
-            n = 64 * 1024;
-        long queued = http_client_write(f->client, body.ptr + f->body_sent, n);
-        if (queued < 0)
-            return; /* the client is failing; on_proxy_close answers */
-        f->body_sent += n;
-        if (queued > RELAY_HIGH_WATER)
-            return;
+    long queued;
+    if (f->body_chunked) { /* the browser's chunks, re-framed: sizes are per hop */
+        char size_line[24];
+        int n = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+        queued = http_client_write(f->client, size_line, (size_t)n);
+        if (queued >= 0)
+            queued = http_client_write(f->client, data, len);
+        if (queued >= 0)
+            queued = http_client_write(f->client, "\r\n", 2);
+    } else {
+        queued = http_client_write(f->client, data, len);
     }
+    if (queued > RELAY_HIGH_WATER) {
+        f->body_paused = 1;
+        http_request_body_pause(req, 1); /* until on_proxy_drain */
+    }
+}
+
+static void on_request_body_end(http_request_t *req, void *arg, int status)
+{
+    (void)req;
+    front_t *f = arg;
+    if (f->client == NULL)
+        return;
+    if (status == 0) {
+        if (f->body_chunked)
+            http_client_write(f->client, "0\r\n\r\n", 5);
+        return;
+    }
+    /* The browser's body failed: the device must not take a partial one for a whole one. */
+    if (f->phase == PH_DEVICE)
+        finish_error(f, status, status == 413 ? "PAYLOAD_TOO_LARGE" : "INVALID_BODY",
+                     status == 413 ? "The request body is larger than allowed."
+                                   : "The request body was cut short or malformed.");
+    http_client_close(f->client, UV_ECANCELED, "the browser's body failed", 1);
 }
 
 /* The pipe to the device is open: send it the browser's request. */
@@ -205,7 +231,7 @@ static void send_device_request(front_t *f)
     if (h->query.len > 0)
         rc |= buf_printf(&target, "?%.*s", (int)h->query.len, h->query.ptr);
     slice_t connection = http_head_header(h, "connection");
-    http_header_t out[HTTP_MAX_HEADERS + 4];
+    http_header_t out[HTTP_MAX_HEADERS + 5];
     size_t n = 0;
     for (unsigned i = 0; i < h->nheaders; i++) {
         slice_t name = h->headers[i].name;
@@ -221,10 +247,13 @@ static void send_device_request(front_t *f)
                                strncmp(cfg->public_origin, "https:", 6) == 0 ? SLICE_LIT("https")
                                                                              : SLICE_LIT("http")};
     out[n++] = (http_header_t){SLICE_LIT("X-Forwarded-Prefix"), slice_from(prefix)};
-    slice_t body = http_request_body(req);
-    int64_t length = -1;
-    if (body.len > 0 || h->content_length >= 0 || h->chunked)
-        length = (int64_t)body.len;
+    /* The body's framing towards the device: its length when the browser gave one, else
+     * chunked; a body-less request says nothing (or Content-Length: 0 when the browser did). */
+    int64_t length = h->chunked ? -1 : h->content_length;
+    if (h->chunked) {
+        f->body_chunked = 1;
+        out[n++] = (http_header_t){SLICE_LIT("Transfer-Encoding"), SLICE_LIT("chunked")};
+    }
     slice_t host = http_request_header(req, "host");
     char method[32];
     snprintf(method, sizeof(method), "%.*s", (int)h->method.len, h->method.ptr);
@@ -238,7 +267,7 @@ static void send_device_request(front_t *f)
         return;
     }
     f->phase = PH_DEVICE;
-    send_body(f);
+    http_request_body_stream(req, on_request_body, on_request_body_end, f);
 }
 
 /* ---- WebSocket splice ---- */
@@ -380,10 +409,12 @@ static void on_proxy_data(void *arg, const char *data, size_t len)
 static void on_proxy_drain(void *arg)
 {
     front_t *f = arg;
-    if (f->conn != NULL)
+    if (f->conn != NULL) {
         http_conn_pause(f->conn, 0);
-    else if (f->phase == PH_DEVICE)
-        send_body(f);
+    } else if (f->body_paused && f->req != NULL) {
+        f->body_paused = 0;
+        http_request_body_pause(f->req, 0);
+    }
 }
 
 static void on_proxy_close(void *arg, int err, const char *why)

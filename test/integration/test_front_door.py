@@ -139,6 +139,47 @@ def test_request_travels_whole_and_platform_credentials_stay_behind():
         eq((status, hd.get("content-length")), (200, "13"))
 
 
+def test_request_bodies_stream_through_chunked_or_sized_and_oversize_is_413():
+    with HttpTarget() as target, Stack() as st:
+        st.connect_agent(target.addr)
+        auth = {"Authorization": f"Bearer {st.alice}"}
+        # A browser's chunked upload arrives as a chunked upload.
+        pieces = [b"a" * 10, b"b" * 70000, b"c"]
+        body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+        s = socket.create_connection(("127.0.0.1", st.dep.api.port), timeout=30)
+        s.sendall(f"POST {st.path('up')} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer "
+                  f"{st.alice}\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + body)
+        status, hd, got, _ = read_response(s)
+        s.close()
+        eq((status, hd.get("x-got-chunked")), (200, "yes"))
+        eq(got, b"".join(pieces))
+
+        # 32 MiB with a length, sent slowly at first: the device echoes every byte.
+        payload = hashlib.sha256(b"up").digest() * (1 << 20)
+        s = raw_exchange(st.dep.api.port, "POST", st.path("up"),
+                         {**auth, "Content-Length": str(len(payload))}, b"", timeout=120)
+        s.sendall(payload[:1000])
+        time.sleep(0.3)
+        s.sendall(payload[1000:])
+        status, hd, rest, _ = read_response(s, head_only=True)
+        eq(status, 200)
+        got = bytearray(rest)
+        while len(got) < int(hd["content-length"]):
+            chunk = s.recv(1 << 20)
+            check(chunk, "the echo was cut short")
+            got += chunk
+        s.close()
+        eq(hashlib.sha256(got).hexdigest(), hashlib.sha256(payload).hexdigest())
+
+        # A declared length over the route's limit (1 GiB) is refused before anything moves.
+        s = raw_exchange(st.dep.api.port, "POST", st.path("up"),
+                         {**auth, "Content-Length": str(2 << 30)}, b"")
+        status, _, _, _ = read_response(s)
+        s.close()
+        eq(status, 413)
+        eq(st.get("hello")[0], 200)
+
+
 def test_sse_events_arrive_as_they_happen():
     with HttpTarget() as target, Stack() as st:
         st.connect_agent(target.addr)
