@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api-server/device_presence.h"
 #include "api-server/guard.h"
 #include "api-server/oidc_provider.h"
 #include "api-server/routes.h"
@@ -41,6 +42,9 @@ static void on_http_closed(void *arg)
     app->oidc = NULL;
     pgpool_close(app->db, on_db_closed, app);
     redis_close(app->redis, on_redis_closed, app);
+    /* Every request is finished, so no internal-API call is in flight (they are bounded well
+     * within the grace period): the client's shared handles can go. */
+    http_client_cleanup();
     http_server_free(app->http);
     http_client_cleanup(); /* the front door's clients ended with their requests */
     daemon_signals_stop();
@@ -82,6 +86,7 @@ int api_serve(const api_config_t *cfg)
             return 1;
         }
     }
+    device_presence_start(&app);
     size_t nroutes;
     const http_route_t *routes = api_routes(&nroutes);
     if (api_routes_check(routes, nroutes) < 0)

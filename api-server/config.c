@@ -66,6 +66,8 @@ static const cfg_var_t vars[] = {
      "PEM CA certificates for the provider's TLS (default: the system bundle)"},
     {"EDGEGATE_OIDC_POST_LOGOUT_REDIRECT_URI", NULL, CFG_OPTIONAL, cfg_check_http_url,
      "where the provider sends the browser after logout (registered at the provider)"},
+    {"EDGEGATE_HEARTBEAT_STALE_SECONDS", "300", 0, cfg_check_positive_int,
+     "a monitored server silent this long is listed as stale"},
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -93,6 +95,7 @@ int api_config_load(api_config_t *cfg, FILE *err)
     cfg->oidc_ca_file = cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_CA_FILE");
     cfg->oidc_post_logout_redirect_uri =
         cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_POST_LOGOUT_REDIRECT_URI");
+    cfg->heartbeat_stale_s = cfg_int(cfg_get(vars, NVARS, v, "EDGEGATE_HEARTBEAT_STALE_SECONDS"));
     return oidc_config_finish(cfg, err);
 }
 
@@ -105,6 +108,8 @@ void api_config_help(FILE *out)
                    "  migrate [--dir DIR]     apply sql/NNN_*.sql migrations in order, once\n"
                    "  create-admin --login NAME [--name \"Display Name\"]\n"
                    "                          create (or restore) an admin; password on stdin\n"
+                   "  sync-credentials        rewrite Redis's device credentials from PostgreSQL\n"
+                   "                          (after Redis lost its data)\n"
                    "  --help                  this text",
                    vars, NVARS);
 }

@@ -27,6 +27,7 @@ typedef struct api_config {
     const char *oidc_scopes;
     const char *oidc_ca_file;
     const char *oidc_post_logout_redirect_uri;
+    int heartbeat_stale_s;
 } api_config_t;
 
 int api_config_load(api_config_t *cfg, FILE *err);

@@ -29,6 +29,26 @@ void api_admin_agent_disable(http_request_t *req);
 void api_auth_me(http_request_t *req);
 void api_auth_logout(http_request_t *req);
 
+/* pairing.c: pairing codes (signed in) and their exchange for a credential (the device) */
+void api_device_pairing_create(http_request_t *req);
+void api_pairing_exchange(http_request_t *req);
+
+/* devices.c: the owner's devices */
+void api_devices_list(http_request_t *req);
+void api_device_get(http_request_t *req);
+void api_device_rename(http_request_t *req);
+void api_device_revoke(http_request_t *req);
+
+/* servers.c: registering monitored servers */
+void api_servers_list(http_request_t *req);
+void api_server_register(http_request_t *req);
+void api_server_challenge(http_request_t *req);
+void api_server_update(http_request_t *req);
+
+/* heartbeat.c: heartbeats of monitored servers (their own credential) */
+void api_heartbeat_challenge(http_request_t *req);
+void api_heartbeat_key(http_request_t *req);
+
 /* front_door.c: ANY /api/devices/{id}/proxy/{path...} */
 void api_device_proxy(http_request_t *req);
 

@@ -8,6 +8,7 @@
 #include "api-server/create_admin.h"
 #include "api-server/migrate.h"
 #include "api-server/routes.h"
+#include "api-server/sync_credentials.h"
 #include "common/log.h"
 #include "common/pgpool.h"
 
@@ -67,6 +68,20 @@ static int cmd_create_admin(int argc, char **argv)
     return url == NULL ? 2 : api_create_admin(url, login, name);
 }
 
+/* Needs the database and Redis, nothing else (EDGEGATE_REDIS_URL has its default). */
+static int cmd_sync_credentials(int argc)
+{
+    if (argc > 2) {
+        fprintf(stderr, "usage: api-server sync-credentials\n");
+        return 2;
+    }
+    const char *url = database_url();
+    const char *redis_url = getenv("EDGEGATE_REDIS_URL");
+    if (redis_url == NULL || redis_url[0] == '\0')
+        redis_url = "redis://127.0.0.1:6379/0";
+    return url == NULL ? 2 : api_sync_credentials(url, redis_url);
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -79,6 +94,8 @@ int main(int argc, char **argv)
         return cmd_migrate(argc, argv);
     if (cmd != NULL && strcmp(cmd, "create-admin") == 0)
         return cmd_create_admin(argc, argv);
+    if (cmd != NULL && strcmp(cmd, "sync-credentials") == 0)
+        return cmd_sync_credentials(argc);
     /* Not in --help: the route table as the daemon serves it, for the route-walk test. */
     if (cmd != NULL && strcmp(cmd, "routes") == 0) {
         api_routes_print(stdout);

@@ -21,14 +21,28 @@ static const http_route_t routes[] = {
     API_ROUTE("DELETE", "/api/admin/agents/{user_id}", api_admin_agent_disable,
               API_ADMIN | API_STEP_UP),
 
-    /* Request bodies for devices are held whole (up to the limit) before they are sent on. */
-    API_ROUTE_BODY("*", "/api/devices/{id}/proxy/{path...}", api_device_proxy, API_SIGNED_IN,
-                   8 * 1024 * 1024),
+    /* Request bodies for devices stream through as they arrive, up to 1 GiB (firmware). */
+    API_ROUTE_STREAM("*", "/api/devices/{id}/proxy/{path...}", api_device_proxy, API_SIGNED_IN,
+                     1024u * 1024 * 1024),
 
     API_ROUTE("GET", "/api/auth/login", api_auth_login, API_PUBLIC),
     API_ROUTE("GET", "/api/auth/callback", api_auth_callback, API_PUBLIC),
     API_ROUTE("GET", "/api/auth/me", api_auth_me, API_SIGNED_IN),
     API_ROUTE("POST", "/api/auth/logout", api_auth_logout, API_SIGNED_IN),
+
+    API_ROUTE("POST", "/api/devices/pairing", api_device_pairing_create, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/pairing/exchange", api_pairing_exchange, API_PUBLIC),
+    API_ROUTE("GET", "/api/devices", api_devices_list, API_SIGNED_IN),
+    API_ROUTE("GET", "/api/devices/{id}", api_device_get, API_SIGNED_IN),
+    API_ROUTE("PATCH", "/api/devices/{id}", api_device_rename, API_SIGNED_IN),
+    API_ROUTE("DELETE", "/api/devices/{id}", api_device_revoke, API_SIGNED_IN | API_STEP_UP),
+
+    API_ROUTE("GET", "/api/servers", api_servers_list, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/servers", api_server_register, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/servers/{id}/challenge", api_server_challenge, API_SIGNED_IN),
+    API_ROUTE("PATCH", "/api/servers/{id}", api_server_update, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/server/heartbeat", api_heartbeat_challenge, API_PUBLIC),
+    API_ROUTE("POST", "/api/server/heartbeat-v2", api_heartbeat_key, API_PUBLIC),
 };
 
 const http_route_t *api_routes(size_t *n)

@@ -14,8 +14,8 @@ import statistics
 import subprocess
 import time
 
-from harness import (BIN, REDIS_PORT, REDIS_URL, ApiServer, base_env, check, eq, fresh_database,
-                     migrate, pg_start, pg_stop, redis_start, redis_stop, request,
+from harness import (BIN, INTERNAL_TOKEN, REDIS_PORT, REDIS_URL, ApiServer, base_env, check, eq,
+                     fresh_database, migrate, pg_start, pg_stop, redis_start, redis_stop, request,
                      require_services, wait_until)
 
 # A Redis database of our own: flushing it cannot disturb state that other tests keep in db 0.
@@ -393,6 +393,11 @@ def test_csrf_cookie_writes_need_our_origin_bearer_writes_do_not():
 
 PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/agents/login"),
                  ("GET", "/api/auth/login"), ("GET", "/api/auth/callback")}
+                 # Device-side routes: each request carries the device's own credential.
+                 ("POST", "/api/pairing/exchange"), ("POST", "/api/server/heartbeat"),
+                 ("POST", "/api/server/heartbeat-v2")}
+# Public routes that check a credential of their own: a session is not one of them.
+OWN_CREDENTIAL_ROUTES = {("POST", "/api/server/heartbeat"), ("POST", "/api/server/heartbeat-v2")}
 PARAM_VALUES = {"user_id": "someone", "id": "1", "account": "1", "agent_id": "someone",
                 "employee_id": "1"}
 
@@ -479,8 +484,16 @@ def test_every_non_public_route_refuses_missing_forged_expired_and_underprivileg
                 eq((st, error_code(doc)), (403, "FORBIDDEN"), f"{what} as an agent")
             if access == "signed-in":
                 st, _, _ = dep.call(method, path, token=plain, body=body)
-                check(st not in (401, 403), f"{what}: any signed-in account passes the guard")
+                check(st not in (401, 403), f"{what}: any signed-in account passes the guard ({st})")
+                if pattern == "/api/auth/logout":  # that ended the walk's own session
+                    plain = dep.token("plain", "plain-password")
         check(checked >= 7 * 9, f"only {checked} checks")
+        for method, path in sorted(OWN_CREDENTIAL_ROUTES):
+            body = {"identifier": "x", "agents": []}
+            for who, kw in (("no credentials", {}), ("an admin session", {"token": admin}),
+                            ("the internal token", {"token": INTERNAL_TOKEN})):
+                st, doc, _ = dep.call(method, path, body=body, **kw)
+                eq(st, 401, f"{method} {path} with {who}: {doc}")
         eq(dep.status("GET", "/api/agents/me", token=admin), 200, "the admin's session survived")
 
 
