@@ -392,7 +392,7 @@ def test_csrf_cookie_writes_need_our_origin_bearer_writes_do_not():
 # ---- the route table ----
 
 PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/agents/login"),
-                 ("GET", "/api/auth/login"), ("GET", "/api/auth/callback")}
+                 ("GET", "/api/auth/login"), ("GET", "/api/auth/callback"),
                  # Device-side routes: each request carries the device's own credential.
                  ("POST", "/api/pairing/exchange"), ("POST", "/api/server/heartbeat"),
                  ("POST", "/api/server/heartbeat-v2")}
