@@ -62,6 +62,16 @@ int api_serve(const api_config_t *cfg)
         log_warn("api.dev_mode", "note=\"EDGEGATE_DEV=1: non-Secure cookies and http:// issuers "
                                  "allowed; never in production\"");
 
+    const char *why;
+    app.mfa_keys = mfa_keys_new(cfg->mfa_key_b64, cfg->mfa_retired_keys_b64, &why);
+    if (app.mfa_keys == NULL) {
+        log_error("api.start_failed", "reason=mfa_keys error=\"%s\"", why);
+        return 2;
+    }
+    log_info("api.mfa_keys", "current_key_id=%s retired_keys=%zu require_admin=%d",
+             mfa_keys_current_id(app.mfa_keys), mfa_keys_retired_count(app.mfa_keys),
+             cfg->mfa_require_admin);
+
     app.db = pgpool_new(&loop, cfg->database_url, NULL);
     redis_options ropts = {0};
     app.redis = redis_new(&loop, cfg->redis_url, &ropts);
@@ -88,6 +98,7 @@ int api_serve(const api_config_t *cfg)
     log_info("api.listening", "addr=%s port=%d", cfg->listen, http_server_port(app.http));
     daemon_signals_start(&loop, on_stop, &app);
     int leaked = daemon_run_loop(&loop);
+    mfa_keys_free(app.mfa_keys);
     log_info("api.stopped", "clean=%d", !leaked);
     return leaked ? 1 : 0;
 }

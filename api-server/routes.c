@@ -13,12 +13,20 @@ static const http_route_t routes[] = {
     API_ROUTE("GET", "/api/agents/me", api_agents_me, API_AGENT),
     API_ROUTE("PUT", "/api/agents/me/status", api_agents_set_status, API_AGENT),
     API_ROUTE("GET", "/api/agents", api_agents_list, API_AGENT),
-    API_ROUTE("POST", "/api/agents/password", api_agents_password, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/agents/password", api_agents_password, API_SIGNED_IN | API_STEP_UP),
 
     API_ROUTE("POST", "/api/admin/agents", api_admin_agent_create, API_ADMIN | API_STEP_UP),
     API_ROUTE("PATCH", "/api/admin/agents/{user_id}", api_admin_agent_update,
               API_ADMIN | API_STEP_UP),
     API_ROUTE("DELETE", "/api/admin/agents/{user_id}", api_admin_agent_disable,
+              API_ADMIN | API_STEP_UP),
+
+    API_ROUTE("GET", "/api/mfa/status", api_mfa_status, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/mfa/bind/start", api_mfa_bind_start, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/mfa/bind/confirm", api_mfa_bind_confirm, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/mfa/verify", api_mfa_verify, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/mfa/disable", api_mfa_disable, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/admin/mfa/reset/{account}", api_admin_mfa_reset,
               API_ADMIN | API_STEP_UP),
 
     API_ROUTE("GET", "/api/auth/me", api_auth_me, API_SIGNED_IN),
