@@ -85,7 +85,8 @@ static void account_label(const account_t *a, char *out, size_t size)
 static void reply_secret(http_request_t *req)
 {
     bind_t *b = api_state(req);
-    char b32[TOTP_BASE32_LEN + 1], label[400], uri[TOTP_URI_MAX + 400];
+    /* A label of up to 399 bytes (an e-mail address fits) takes three times that encoded. */
+    char b32[TOTP_BASE32_LEN + 1], label[400], uri[TOTP_URI_MAX + 3 * sizeof(label)];
     totp_base32(b->secret, b32);
     account_label(&api_principal(req)->account, label, sizeof(label));
     buf_t png = BUF_INIT(0);
@@ -200,12 +201,18 @@ static int keep_verified_at(http_request_t *req, const mfa_accepted_t *accepted)
     return t != NULL;
 }
 
+/* Confirm and disable answer with the new status once the mark is set or cleared. */
+static void reply_switched(http_request_t *req, int on)
+{
+    accepted_at_t *t = api_state(req);
+    api_audit(req, on ? "mfa_enable" : "mfa_disable", "ok", api_principal(req)->account.id, NULL);
+    http_reply_json(req, 200, status_json(on, on, t->verified_at));
+}
+
 static void on_enabled_marked(http_request_t *req, int present)
 {
     (void)present;
-    accepted_at_t *t = api_state(req);
-    api_audit(req, "mfa_enable", "ok", api_principal(req)->account.id, NULL);
-    http_reply_json(req, 200, status_json(1, 1, t->verified_at));
+    reply_switched(req, 1);
 }
 
 static void on_confirmed(http_request_t *req, const mfa_accepted_t *accepted)
@@ -242,9 +249,7 @@ void api_mfa_verify(http_request_t *req)
 static void on_disabled_unmarked(http_request_t *req, int present)
 {
     (void)present;
-    accepted_at_t *t = api_state(req);
-    api_audit(req, "mfa_disable", "ok", api_principal(req)->account.id, NULL);
-    http_reply_json(req, 200, status_json(0, 0, t->verified_at));
+    reply_switched(req, 0);
 }
 
 static void on_disabled(http_request_t *req, const mfa_accepted_t *accepted)
