@@ -53,15 +53,7 @@ int api_serve(const api_config_t *cfg)
 {
     api_app_t app;
     memset(&app, 0, sizeof(app));
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    app.loop = &loop;
-    app.cfg = cfg;
-    ops_set_internal_token(cfg->internal_token);
-    if (cfg->dev)
-        log_warn("api.dev_mode", "note=\"EDGEGATE_DEV=1: non-Secure cookies and http:// issuers "
-                                 "allowed; never in production\"");
-
+    /* Before anything else exists: a bad key list is a configuration error (exit 2). */
     const char *why;
     app.mfa_keys = mfa_keys_new(cfg->mfa_key_b64, cfg->mfa_retired_keys_b64, &why);
     if (app.mfa_keys == NULL) {
@@ -71,6 +63,14 @@ int api_serve(const api_config_t *cfg)
     log_info("api.mfa_keys", "current_key_id=%s retired_keys=%zu require_admin=%d",
              mfa_keys_current_id(app.mfa_keys), mfa_keys_retired_count(app.mfa_keys),
              cfg->mfa_require_admin);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    app.loop = &loop;
+    app.cfg = cfg;
+    ops_set_internal_token(cfg->internal_token);
+    if (cfg->dev)
+        log_warn("api.dev_mode", "note=\"EDGEGATE_DEV=1: non-Secure cookies and http:// issuers "
+                                 "allowed; never in production\"");
 
     app.db = pgpool_new(&loop, cfg->database_url, NULL);
     redis_options ropts = {0};
