@@ -98,9 +98,12 @@ static void reply_secret(http_request_t *req)
         crypto_b64_encode(png.data, png.len, png_b64);
         api_audit(req, "mfa_bind_start", "ok", api_principal(req)->account.id,
                   json_pack("{s:b}", "reused", b->reused));
-        http_reply_json(req, 200,
-                        json_pack("{s:s,s:s,s:s}", "secret", b32, "otpauth_url", uri,
-                                  "qr_code_base64", png_b64));
+        /* The answer holds the secret: no cache, shared or private, may keep it. */
+        http_header_t h[1] = {{SLICE_LIT("Cache-Control"), SLICE_LIT("no-store")}};
+        http_reply_json_h(req, 200,
+                          json_pack("{s:s,s:s,s:s}", "secret", b32, "otpauth_url", uri,
+                                    "qr_code_base64", png_b64),
+                          h, 1);
     }
     explicit_bzero(b32, sizeof(b32));
     explicit_bzero(uri, sizeof(uri));

@@ -117,9 +117,10 @@ def test_bind_confirm_login_with_otp_verify_step_up_and_disable():
         st, doc, _ = code_call(dep, "/api/mfa/verify", token, "123456")
         eq((st, error_code(doc)), (400, "MFA_NOT_ENABLED"))
 
-        st, doc, _ = dep.call("POST", "/api/mfa/bind/start", token=token)
+        st, doc, hd = dep.call("POST", "/api/mfa/bind/start", token=token)
         eq(st, 200, doc)
         eq(set(doc), {"secret", "otpauth_url", "qr_code_base64"})
+        eq(hd.get("cache-control"), "no-store", "the secret must not be cached")
         secret = doc["secret"]
         check(re.fullmatch(r"[A-Z2-7]{32}", secret), f"160 bits in base32: {secret}")
         eq(doc["otpauth_url"], f"otpauth://totp/edgegate:{ADMIN}?secret={secret}&issuer=edgegate"
