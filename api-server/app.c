@@ -59,6 +59,16 @@ int api_serve(const api_config_t *cfg)
 {
     api_app_t app;
     memset(&app, 0, sizeof(app));
+    /* Before anything else exists: a bad key list is a configuration error (exit 2). */
+    const char *why;
+    app.mfa_keys = mfa_keys_new(cfg->mfa_key_b64, cfg->mfa_retired_keys_b64, &why);
+    if (app.mfa_keys == NULL) {
+        log_error("api.start_failed", "reason=mfa_keys error=\"%s\"", why);
+        return 2;
+    }
+    log_info("api.mfa_keys", "current_key_id=%s retired_keys=%zu require_admin=%d",
+             mfa_keys_current_id(app.mfa_keys), mfa_keys_retired_count(app.mfa_keys),
+             cfg->mfa_require_admin);
     uv_loop_t loop;
     uv_loop_init(&loop);
     app.loop = &loop;
@@ -95,6 +105,7 @@ int api_serve(const api_config_t *cfg)
     log_info("api.listening", "addr=%s port=%d", cfg->listen, http_server_port(app.http));
     daemon_signals_start(&loop, on_stop, &app);
     int leaked = daemon_run_loop(&loop);
+    mfa_keys_free(app.mfa_keys);
     log_info("api.stopped", "clean=%d", !leaked);
     return leaked ? 1 : 0;
 }

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "api-server/config.h"
+#include "api-server/mfa_keys.h"
 #include "common/http_server.h"
 #include "common/pgpool.h"
 #include "common/redis.h"
@@ -19,6 +20,7 @@ typedef struct api_app {
     pgpool *db;
     redis *redis;
     http_server_t *http;
+    mfa_keys_t *mfa_keys; /* TOTP secrets at rest, from EDGEGATE_MFA_KEY (+ retired keys) */
     int stopping;
 } api_app_t;
 

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "api-server/mfa_keys.h"
 #include "common/config.h"
 #include "common/pgpool.h"
 #include "common/redis.h"
@@ -47,6 +48,10 @@ static const cfg_var_t vars[] = {
      "HMAC key of session cookies (>= 32 bytes)"},
     {"EDGEGATE_MFA_KEY", NULL, CFG_REQUIRED | CFG_SECRET, cfg_check_key32_b64,
      "AES-256-GCM key of TOTP secrets at rest (base64 of 32 bytes)"},
+    {"EDGEGATE_MFA_RETIRED_KEYS", NULL, CFG_OPTIONAL | CFG_SECRET, mfa_keys_list_error,
+     "earlier EDGEGATE_MFA_KEY values, comma-separated: read old secrets, re-encrypted on use"},
+    {"EDGEGATE_MFA_REQUIRE_ADMIN", "1", 0, cfg_check_bool,
+     "1: admin routes answer 403 until the admin has enabled MFA"},
     {"EDGEGATE_DEV", "0", 0, cfg_check_bool,
      "1 allows non-Secure cookies and http:// issuers (development only)"},
     {"EDGEGATE_LOG_LEVEL", "info", 0, cfg_check_log_level, "debug, info, warn or error"},
@@ -68,6 +73,9 @@ int api_config_load(api_config_t *cfg, FILE *err)
     cfg->public_origin = cfg_get(vars, NVARS, v, "EDGEGATE_PUBLIC_ORIGIN");
     cfg->session_secret = cfg_get(vars, NVARS, v, "EDGEGATE_SESSION_SECRET");
     cfg->mfa_key_b64 = cfg_get(vars, NVARS, v, "EDGEGATE_MFA_KEY");
+    cfg->mfa_retired_keys_b64 = cfg_get(vars, NVARS, v, "EDGEGATE_MFA_RETIRED_KEYS");
+    cfg->mfa_require_admin =
+        strcmp(cfg_get(vars, NVARS, v, "EDGEGATE_MFA_REQUIRE_ADMIN"), "1") == 0;
     cfg->dev = strcmp(cfg_get(vars, NVARS, v, "EDGEGATE_DEV"), "1") == 0;
     cfg->log_level = cfg_get(vars, NVARS, v, "EDGEGATE_LOG_LEVEL");
     cfg->heartbeat_stale_s = cfg_int(cfg_get(vars, NVARS, v, "EDGEGATE_HEARTBEAT_STALE_SECONDS"));

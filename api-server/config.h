@@ -16,6 +16,8 @@ typedef struct api_config {
     const char *public_origin;
     const char *session_secret;
     const char *mfa_key_b64;
+    const char *mfa_retired_keys_b64; /* NULL: none */
+    int mfa_require_admin;            /* admin routes need the admin to have MFA enabled */
     int dev;
     const char *log_level;
     int heartbeat_stale_s;

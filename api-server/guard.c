@@ -4,6 +4,7 @@
 
 #include "api-server/app.h"
 #include "api-server/db.h"
+#include "api-server/mfa_mark.h"
 #include "api-server/request.h"
 #include "api-server/routes.h"
 #include "api-server/session.h"
@@ -47,6 +48,45 @@ static int role_ok(enum api_access access, unsigned roles)
     }
 }
 
+static void admit(http_request_t *req)
+{
+    api_request_signed_in(req);
+    http_request_route(req)->handler(req);
+}
+
+static void on_step_up_mark(http_request_t *req, int present)
+{
+    if (present) {
+        admit(req);
+        return;
+    }
+    const api_principal_t *p = api_request_principal_slot(req);
+    http_reply_error(req, 403, "MFA_REQUIRED",
+                     p->account.mfa_enabled
+                         ? "This action needs a recent MFA verification: POST /api/mfa/verify "
+                           "with a current code, then try again."
+                         : "This action needs MFA: enable it (POST /api/mfa/bind/start, then "
+                           "/api/mfa/bind/confirm), then try again.");
+}
+
+/* Steps 6 and 7 (guard.h): MFA enrolment for admin routes, the step-up mark. */
+static void check_mfa(http_request_t *req, const api_rule_t *rule)
+{
+    const api_principal_t *p = api_request_principal_slot(req);
+    if (api_rule_access(rule) == API_ADMIN && api_app(req)->cfg->mfa_require_admin &&
+        !p->account.mfa_enabled) {
+        http_reply_error(req, 403, "MFA_ENROLMENT_REQUIRED",
+                         "Admins must enable MFA before using admin routes: POST "
+                         "/api/mfa/bind/start, then /api/mfa/bind/confirm.");
+        return;
+    }
+    if (rule->rule & API_STEP_UP) {
+        mfa_mark_check(req, p->account.id, on_step_up_mark);
+        return;
+    }
+    admit(req);
+}
+
 static void on_account(http_request_t *req, const PGresult *res)
 {
     api_principal_t *p = api_request_principal_slot(req);
@@ -79,8 +119,7 @@ static void on_account(http_request_t *req, const PGresult *res)
         http_reply_error(req, 403, "FORBIDDEN", "This account may not do that.");
         return;
     }
-    api_request_signed_in(req);
-    route->handler(req);
+    check_mfa(req, rule);
 }
 
 static void on_session(http_request_t *req, const session_info_t *info)

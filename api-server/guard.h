@@ -13,11 +13,16 @@
  *     4. CSRF: a cookie-authenticated request whose method is not GET/HEAD/OPTIONS needs
  *        `Origin` equal to EDGEGATE_PUBLIC_ORIGIN                         else 403
  *     5. the role the route needs                                         else 403
+ *     6. admin routes, with EDGEGATE_MFA_REQUIRE_ADMIN=1: the admin has MFA enabled
+ *                                                      else 403 MFA_ENROLMENT_REQUIRED
+ *     7. API_STEP_UP routes: `mfa:verified:<account id>` exists in Redis (mfa_mark.h), i.e.
+ *        a code was accepted within 30 minutes; an account without MFA never has it
+ *                                                      else 403 MFA_REQUIRED
  *   then the principal is attached (api_principal) and the handler runs.
  *
  * Every 401 carries the same body whichever check failed. When Redis or PostgreSQL does not
- * answer at steps 2–3 the answer is 503 SERVICE_UNAVAILABLE: never a fallback that lets a
- * request through. The API_STEP_UP flag is not checked here yet (see routes.h).
+ * answer at steps 2–3 or 7 the answer is 503 SERVICE_UNAVAILABLE: never a fallback that lets a
+ * request through.
  */
 #ifndef EDGEGATE_API_GUARD_H
 #define EDGEGATE_API_GUARD_H

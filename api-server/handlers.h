@@ -25,6 +25,16 @@ void api_admin_agent_create(http_request_t *req);
 void api_admin_agent_update(http_request_t *req);
 void api_admin_agent_disable(http_request_t *req);
 
+/* mfa.c: the signed-in account's own TOTP MFA */
+void api_mfa_status(http_request_t *req);
+void api_mfa_bind_start(http_request_t *req);
+void api_mfa_bind_confirm(http_request_t *req);
+void api_mfa_verify(http_request_t *req);
+void api_mfa_disable(http_request_t *req);
+
+/* admin_mfa.c: POST /api/admin/mfa/reset/{account} */
+void api_admin_mfa_reset(http_request_t *req);
+
 /* auth.c: the session of whoever is signed in */
 void api_auth_me(http_request_t *req);
 void api_auth_logout(http_request_t *req);

@@ -17,9 +17,9 @@
  * issues that add those routes.
  *
  * Flags:
- *   API_STEP_UP    the route needs a recent MFA verification (`mfa:verified:<account>`).
- *                  Declared and marked now; NOT ENFORCED YET — the MFA issue adds the check
- *                  to the guard. Until then such routes are guarded by their access alone.
+ *   API_STEP_UP    the route needs a recent MFA verification (`mfa:verified:<account>`,
+ *                  see guard.h), else 403 MFA_REQUIRED: admin routes, password change,
+ *                  device revocation.
  */
 #ifndef EDGEGATE_API_ROUTES_H
 #define EDGEGATE_API_ROUTES_H
