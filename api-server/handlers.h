@@ -49,4 +49,7 @@ void api_server_update(http_request_t *req);
 void api_heartbeat_challenge(http_request_t *req);
 void api_heartbeat_key(http_request_t *req);
 
+/* front_door.c: ANY /api/devices/{id}/proxy/{path...} */
+void api_device_proxy(http_request_t *req);
+
 #endif

@@ -51,6 +51,12 @@ typedef struct api_rule {
         (method), (pattern), (handler), 0, &(const api_rule_t) { (rule) }                      \
     }
 
+/* The same with a request body limit of its own (bytes) instead of the server's 1 MiB. */
+#define API_ROUTE_BODY(method, pattern, handler, rule, max_body)                               \
+    {                                                                                          \
+        (method), (pattern), (handler), (max_body), &(const api_rule_t) { (rule) }             \
+    }
+
 static inline enum api_access api_rule_access(const api_rule_t *r)
 {
     return (enum api_access)(r->rule & API_ACCESS_MASK);

@@ -962,6 +962,14 @@ void http_respond_end(http_request_t *req)
     request_finish(req);
 }
 
+void http_respond_abort(http_request_t *req)
+{
+    if (req->conn != NULL)
+        req->conn->keep_alive = 0;
+    snprintf(req->note, sizeof(req->note), "%s", "aborted");
+    request_finish(req);
+}
+
 /* ---- errors the server answers itself ---- */
 
 static void conn_send_error(http_conn_t *c, int status, const char *allow)

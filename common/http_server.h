@@ -144,6 +144,10 @@ long http_respond_write(http_request_t *req, const void *data, size_t len);
 void http_respond_on_drain(http_request_t *req, void (*cb)(http_request_t *req, void *arg),
                            void *arg);
 void http_respond_end(http_request_t *req);
+/* Finishes a streamed response without completing it (no final chunk) and closes the
+ * connection once the queued bytes are out, so the client sees a truncated message rather
+ * than a short one that looks whole: for a relayed body whose source failed half-way. */
+void http_respond_abort(http_request_t *req);
 
 /* ---- upgrades (WebSocket, raw streams) ---- */
 

@@ -21,7 +21,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))   # each wrk run; must stay <= 15
 CONNS = 50
-NOT_BUILT = "not measured: front door (issue 7) not built yet"
+WS_STREAMS = 100
 
 TMP = tempfile.mkdtemp(prefix="edgegate-bench-")
 os.chmod(TMP, 0o755)   # PostgreSQL (as user postgres) and nginx workers must reach it
@@ -62,10 +62,10 @@ def on_signal(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def spawn(argv, name, env=None):
+def spawn(argv, name, env=None, stdout=None):
     f = open(os.path.join(TMP, f"{name}.log"), "ab")
-    p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         env=env)
+    p = subprocess.Popen(argv, stdout=stdout or f, stderr=f if stdout else subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, env=env)
     f.close()
     procs.append(p)
     return p
@@ -282,6 +282,49 @@ def bulk_raw(proxy, device_id):
     return SIZE / dt / 1e6
 
 
+def bulk_front(api, device_id, token):
+    """The same 1 GiB through the front door: api-server → remote-proxy → tunnel → agent."""
+    s = socket.create_connection(("127.0.0.1", api.port), timeout=60)
+    t0 = time.monotonic()
+    s.sendall(build_request("GET", f"/api/devices/{device_id}/proxy/big",
+                            {"Authorization": f"Bearer {token}", "Connection": "close"}))
+    n = read_to_eof(s)
+    dt = time.monotonic() - t0
+    s.close()
+    if n < SIZE:
+        raise RuntimeError(f"full-path bulk: only {n} bytes")
+    return SIZE / dt / 1e6
+
+
+def add_device(token):
+    """A device owned by the bench operator, as pairing leaves it: row + credential."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    out = subprocess.run(["psql", DATABASE_URL, "-qtAc",
+                          "INSERT INTO devices (owner_id, name, token_hash) SELECT id, 'bench', "
+                          f"'{digest}' FROM accounts WHERE login = 'bench' RETURNING id, owner_id"],
+                         check=True, capture_output=True, text=True).stdout.split()[0]
+    device_id, owner = out.split("|")
+    subprocess.run(["redis-cli", "-p", REDIS_PORT, "HSET", f"tunnel:cred:{digest}",
+                    "device_id", device_id, "user_id", owner], check=True,
+                   stdout=subprocess.DEVNULL)
+    return device_id
+
+
+def ws_echo(url, token):
+    """WS_STREAMS connections each sending and awaiting one message at a time for the bench
+    duration (test/bench/ws_echo.py); messages/s over all of them."""
+    argv = [sys.executable, os.path.join(ROOT, "test/bench/ws_echo.py"), "load", url,
+            str(WS_STREAMS), str(DURATION)]
+    if token:
+        argv.append(token)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=DURATION + 60)
+    if r.returncode != 0:
+        raise RuntimeError(f"ws_echo failed: {r.stdout} {r.stderr}")
+    rate = float(r.stdout.split()[0])
+    log(f"ws echo {url}: {rate:.0f} msg/s")
+    return rate
+
+
 # ---- tunnels ----
 
 def sessions_total(proxy):
@@ -368,6 +411,8 @@ def fmt(v, unit):
         return f"{v:,.1f} KiB"
     if unit == "MiB":
         return f"{v:,.1f} MiB"
+    if unit == "msg/s":
+        return f"{v:,.0f} msg/s"
     if unit == "/s":
         return f"{v:,.0f} /s"
     return f"{v} {unit}"
@@ -430,18 +475,36 @@ def main():
         raise RuntimeError("migrate failed: " + r.stdout + r.stderr)
     _, target, rproxy = start_nginx()
 
+    # The operator, the api-server and the device (a devices row owned by the operator, its
+    # credential in Redis: what pairing leaves behind) serve every section that needs them.
+    env = dict(os.environ, EDGEGATE_DATABASE_URL=DATABASE_URL)
+    pw = "bench password " + secrets.token_hex(8)
+    r = subprocess.run([os.path.join(ROOT, "bin/api-server"), "create-admin", "--login", "bench"],
+                       input=pw + "\n", text=True, capture_output=True, env=env, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("create-admin failed: " + r.stdout + r.stderr)
+    proxy = start_daemon(RemoteProxy(env=QUIET))
+    api = start_daemon(ApiServer(env=dict(QUIET, EDGEGATE_INTERNAL_URL=
+                                          f"http://127.0.0.1:{proxy.internal_port}")))
+    st, _, body = request("127.0.0.1", api.port, "POST", "/api/agents/login",
+                          {"Content-Type": "application/json"},
+                          json.dumps({"user_id": "bench", "password": pw}).encode())
+    if st != 200:
+        raise RuntimeError(f"login: {st} {body!r}")
+    token = json.loads(body)["token"]
+    bearer = f"Authorization: Bearer {token}"
+    dev_tok = secrets.token_urlsafe(32)
+    device = add_device(dev_tok)
+
     # 1. small GET
     log("small GET")
     direct = wrk(f"http://127.0.0.1:{target}/hello")
     hop = wrk(f"http://127.0.0.1:{rproxy}/hello")
-    proxy = start_daemon(RemoteProxy(env=QUIET))
-    dev_tok = secrets.token_urlsafe(32)
-    register([dev_tok], "bench-dev-")
-    device = "bench-dev-0"
     agent = spawn(agent_argv(proxy, f"127.0.0.1:{target}", ["--token-file", write("token", dev_tok + "\n")]),
                   "edge-agent")
     wait_until(lambda: sessions_total(proxy) >= 1, timeout=15, what="agent tunnel")
     fwd = wrk(f"http://127.0.0.1:{proxy.internal_port}/internal/forward/http", script=lua_post(device))
+    full = wrk(f"http://127.0.0.1:{api.port}/api/devices/{device}/proxy/hello", headers=[bearer])
     d = "direct nginx"
     row("Small GET · direct to nginx (the limit) · req/s", direct["rps"], "req/s")
     row("Small GET · direct to nginx · p50 / p99", direct["p50"], "ms",
@@ -454,7 +517,11 @@ def main():
         direct["rps"], d, target=0.25, note=fnote)
     row("Small GET · remote-proxy forward/http · p99", fwd["p99"], "ms", direct["p99"], d,
         note=f"p50 {fwd['p50']:.2f} ms")
-    text_row("Small GET · full path GET /api/devices/{id}/proxy/hello (target ≥ 20% req/s, p99 ≤ 3× direct)", NOT_BUILT)
+    full_note = f"{full['errors']} errors" if full["errors"] else ""
+    row("Small GET · full path GET /api/devices/{id}/proxy/hello (bearer session) · req/s",
+        full["rps"], "req/s", direct["rps"], d, target=0.20, note=full_note)
+    row("Small GET · full path · p99", full["p99"], "ms", direct["p99"], d, target=3.0,
+        higher=False, note=f"p50 {full['p50']:.2f} ms")
 
     # 2. bulk
     log("bulk 1 GiB")
@@ -465,12 +532,30 @@ def main():
         br = bulk_raw(proxy, device)
     log(f"forward/raw bulk {br:.0f} MB/s; peak RSS proxy {peak.peak[proxy.proc.pid]} KiB,"
         f" agent {peak.peak[agent.pid]} KiB")
+    with PeakRss([api.proc.pid, proxy.proc.pid, agent.pid]) as fpeak:
+        bf = bulk_front(api, device, token)
+    log(f"full-path bulk {bf:.0f} MB/s; peak RSS api {fpeak.peak[api.proc.pid]} KiB")
     row("Bulk 1 GiB, one stream · direct from nginx", bd, "MB/s")
     row("Bulk 1 GiB, one stream · forward/raw via tunnel", br, "MB/s", bd, "direct nginx", target=0.30)
+    row("Bulk 1 GiB, one stream · full path through api-server", bf, "MB/s", bd, "direct nginx")
     row("Bulk forward/raw · peak RSS remote-proxy", peak.peak[proxy.proc.pid] / 1024, "MiB")
     row("Bulk forward/raw · peak RSS edge-agent", peak.peak[agent.pid] / 1024, "MiB")
-    text_row("Bulk 1 GiB · full path through api-server", NOT_BUILT)
+    row("Bulk full path · peak RSS api-server", fpeak.peak[api.proc.pid] / 1024, "MiB")
+    row("Bulk full path · peak RSS remote-proxy", fpeak.peak[proxy.proc.pid] / 1024, "MiB")
     stop_proc(agent)
+
+    # 5. WebSocket echo through the front door (before the proxy is replaced below)
+    log("WebSocket echo")
+    echo = spawn([sys.executable, os.path.join(ROOT, "test/bench/ws_echo.py"), "serve", "0"],
+                 "ws-echo", stdout=subprocess.PIPE)
+    echo_port = int(echo.stdout.readline())
+    agent = spawn(agent_argv(proxy, f"127.0.0.1:{echo_port}",
+                             ["--token-file", write("token", dev_tok + "\n")]), "edge-agent-ws")
+    wait_until(lambda: sessions_total(proxy) >= 1, timeout=15, what="agent tunnel")
+    ws_direct = ws_echo(f"ws://127.0.0.1:{echo_port}/echo", None)
+    ws_front = ws_echo(f"ws://127.0.0.1:{api.port}/api/devices/{device}/proxy/echo", token)
+    stop_proc(agent)
+    stop_proc(echo)
     stop_daemon(proxy)
 
     # 3. idle tunnels
@@ -484,20 +569,7 @@ def main():
 
     # 4. authenticated API
     log("authenticated API")
-    env = dict(os.environ, EDGEGATE_DATABASE_URL=DATABASE_URL)
-    pw = "bench password " + secrets.token_hex(8)
-    r = subprocess.run([os.path.join(ROOT, "bin/api-server"), "create-admin", "--login", "bench"],
-                       input=pw + "\n", text=True, capture_output=True, env=env, timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError("create-admin failed: " + r.stdout + r.stderr)
-    api = start_daemon(ApiServer(env=QUIET))
-    st, _, body = request("127.0.0.1", api.port, "POST", "/api/agents/login",
-                          {"Content-Type": "application/json"},
-                          json.dumps({"user_id": "bench", "password": pw}).encode())
-    if st != 200:
-        raise RuntimeError(f"login: {st} {body!r}")
-    token = json.loads(body)["token"]
-    me = wrk(f"http://127.0.0.1:{api.port}/api/agents/me", headers=[f"Authorization: Bearer {token}"])
+    me = wrk(f"http://127.0.0.1:{api.port}/api/agents/me", headers=[bearer])
     stop_daemon(api)
     mnote = f"{me['errors']} errors" if me["errors"] else ""
     row("Authenticated API · GET /api/agents/me (bearer) · req/s", me["rps"], "req/s", direct["rps"],
@@ -505,8 +577,11 @@ def main():
     row("Authenticated API · GET /api/agents/me · p99", me["p99"], "ms", direct["p99"],
         "nginx static /hello", note=f"p50 {me['p50']:.2f} ms")
 
-    # 5. WebSocket
-    text_row("WebSocket echo, 100 streams through the front door · messages/s", NOT_BUILT)
+    # 5. (measured above)
+    row(f"WebSocket echo, {WS_STREAMS} streams · direct to the echo server · messages/s",
+        ws_direct, "msg/s")
+    row(f"WebSocket echo, {WS_STREAMS} streams through the front door · messages/s", ws_front,
+        "msg/s", ws_direct, "direct echo server")
 
     out = table(time.monotonic() - t_start)
     print(out)

@@ -155,6 +155,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.5)
             self.wfile.write(b"0\r\n\r\n")
+        elif self.path.startswith("/bytes/"):
+            # /bytes/N: N bytes of the pattern (pattern_sha256(N) is their digest).
+            size = int(self.path.split("/")[2])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            block, left = pattern_block(), size
+            while left > 0:
+                n = min(left, len(block))
+                self.wfile.write(block[:n])
+                left -= n
+        elif self.path.startswith("/cut"):
+            # Promises 1000 bytes, sends 10, and hangs up.
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"0123456789")
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
         elif self.path.startswith("/multi"):
             self.send_response(200)
             self.send_header("Set-Cookie", "a=1")
@@ -172,6 +193,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length", "0"))
         data = self.rfile.read(n)
         self._reply(200, data, self.headers.get("Content-Type", "application/octet-stream"))
+
+    do_PUT = do_POST
+    do_PATCH = do_POST
 
 
 class _Server(http.server.ThreadingHTTPServer):

@@ -1,0 +1,296 @@
+"""The front door to device traffic, ANY /api/devices/{id}/proxy/{path...}, through everything a
+request really crosses: api-server (a signed-in operator) → remote-proxy's internal API →
+the device's tunnel → bin/edge-agent → a web server on the device. Real PostgreSQL and Redis."""
+import asyncio
+import hashlib
+import json
+import socket
+import threading
+import time
+
+import websockets
+
+from harness import RemoteProxy, build_request, check, eq, read_response, wait_until
+from test_accounts import ADMIN, Deployment, rcli
+from test_edge_agent import EdgeAgent
+from tunnel_kit import HttpTarget, pattern_sha256
+
+
+class Stack:
+    """api-server and remote-proxy on one database and Redis, an admin, a plain user "alice"
+    owning one device whose agent serves an HttpTarget."""
+
+    def __init__(self, target=None):
+        self.dep = Deployment()
+        self.proxy = RemoteProxy(env={"EDGEGATE_REDIS_URL": self.dep.api.env["EDGEGATE_REDIS_URL"],
+                                      "EDGEGATE_INTERNAL_TOKEN":
+                                          self.dep.api.env["EDGEGATE_INTERNAL_TOKEN"]})
+        self.dep.api.env["EDGEGATE_INTERNAL_URL"] = (
+            f"http://127.0.0.1:{self.proxy.internal_port}")
+        self.target = target
+        self.agent = None
+
+    def __enter__(self):
+        self.proxy.start()
+        self.dep.__enter__()
+        self.dep.add_plain_user("alice", "alice-password")
+        self.dep.add_plain_user("mallory", "mallory-password")
+        self.alice = self.dep.token("alice", "alice-password")
+        self.mallory = self.dep.token("mallory", "mallory-password")
+        self.admin = self.dep.token()
+        self.device_id, self.device_token = self.add_device("alice", "camera")
+        return self
+
+    def __exit__(self, *exc):
+        if self.agent is not None:
+            self.agent.stop()
+        self.dep.__exit__(*exc)
+        self.proxy.__exit__(*exc)
+
+    def add_device(self, owner, name):
+        """A device row and its credential, as pairing leaves them."""
+        import secrets
+        token = secrets.token_urlsafe(32)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        device_id = self.dep.sql(
+            f"INSERT INTO devices (owner_id, name, token_hash) SELECT id, '{name}', '{digest}' "
+            f"FROM accounts WHERE login = '{owner}' RETURNING id").splitlines()[0]
+        owner_id = self.dep.sql(f"SELECT id FROM accounts WHERE login = '{owner}'")
+        rcli("HSET", f"tunnel:cred:{digest}", "device_id", device_id, "user_id", owner_id)
+        return device_id, token
+
+    def connect_agent(self, target_addr):
+        self.agent = EdgeAgent(self.proxy, self.device_token, target_addr)
+        wait_until(lambda: rcli("EXISTS", f"tunnel:route:{self.device_id}") == "1",
+                   timeout=15, what="the device's tunnel")
+
+    def path(self, rest, device_id=None):
+        return f"/api/devices/{device_id or self.device_id}/proxy/{rest}"
+
+    def get(self, rest, token=None, headers=None, method="GET", body=None, device_id=None):
+        h = dict(headers or {})
+        return self.dep.call(method, self.path(rest, device_id), token=token or self.alice,
+                             headers=h, body=body)
+
+
+def raw_exchange(port, method, path, headers, body=b"", timeout=60):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(build_request(method, path, headers, body))
+    return s
+
+
+def test_hello_reaches_the_device_and_strangers_get_404():
+    with HttpTarget() as target, Stack() as st:
+        st.connect_agent(target.addr)
+        code, doc, hd = st.get("hello")
+        eq(code, 200, doc)
+        eq(doc, b"hello, world\n")
+        eq(hd.get("content-type"), "text/plain")
+
+        # The admin may, another user may not: 404, exactly as for a device that does not exist.
+        eq(st.get("hello", token=st.admin)[0], 200)
+        code, doc, _ = st.get("hello", token=st.mallory)
+        eq((code, doc["error"]["code"]), (404, "NOT_FOUND"))
+        code2, doc2, _ = st.get("hello", token=st.mallory,
+                                device_id="00000000-0000-4000-8000-000000000000")
+        eq((code2, doc2), (code, doc), "a stranger's device and no device look the same")
+        eq(st.get("hello", device_id="not-a-uuid")[0], 404)
+        eq(st.dep.call("GET", st.path("hello"))[0], 401, "signed out")
+
+        # A revoked device is gone for its owner too.
+        st.dep.sql(f"UPDATE devices SET revoked_at = now(), token_hash = NULL "
+                   f"WHERE id = '{st.device_id}'")
+        eq(st.get("hello")[0], 404)
+
+
+def test_request_travels_whole_and_platform_credentials_stay_behind():
+    with HttpTarget() as target, Stack() as st:
+        st.connect_agent(target.addr)
+        cookie = st.dep.cookie("alice", "alice-password")
+        code, seen, _ = st.dep.call(
+            "GET", st.path("headers?x=1&y=%2F"), cookie=cookie,
+            headers={"X-Custom": "kept", "Proxy-Authorization": "Basic eA==",
+                     "Connection": "keep-alive, X-Hop", "X-Hop": "dropped"})
+        eq(code, 200, seen)
+        for gone in ("cookie", "authorization", "proxy-authorization", "x-hop"):
+            check(gone not in seen, f"{gone} reached the device: {seen}")
+        eq(seen["x-custom"], "kept")
+        eq(seen["x-forwarded-for"], "127.0.0.1")
+        eq(seen["x-forwarded-prefix"], f"/api/devices/{st.device_id}/proxy")
+        code, seen, _ = st.get("headers", token=st.alice)
+        check("authorization" not in seen, seen)
+
+        # Bodies both ways, and the method.
+        payload = bytes(range(256)) * 4096  # 1 MiB
+        code, echoed, hd = st.dep.call("PUT", st.path("echo"), token=st.alice, body=payload,
+                                       headers={"Content-Type": "application/x-test"})
+        eq(code, 200)
+        eq(hashlib.sha256(echoed).hexdigest(), hashlib.sha256(payload).hexdigest())
+        eq(hd["content-type"], "application/json", "our client labels the body; the device "
+           "echoes the type it got")
+
+        # The device's own statuses come back as they are; its cookies do not.
+        eq(st.get("nothing-here")[0], 404)
+        _, _, hd = st.get("multi")
+        check("set-cookie" not in hd, hd)
+        # HEAD: the device's length, no body.
+        s = raw_exchange(st.dep.api.port, "HEAD", st.path("hello"),
+                         {"Authorization": f"Bearer {st.alice}"})
+        status, hd, body, _ = read_response(s, head_only=True)
+        s.close()
+        eq((status, hd.get("content-length")), (200, "13"))
+
+
+def test_sse_events_arrive_as_they_happen():
+    with HttpTarget() as target, Stack() as st:
+        st.connect_agent(target.addr)
+        s = raw_exchange(st.dep.api.port, "GET", st.path("sse"),
+                         {"Authorization": f"Bearer {st.alice}", "Accept": "text/event-stream"})
+        t0 = time.time()
+        status, hd, _, rest = read_response(s, head_only=True)
+        eq(status, 200)
+        eq(hd.get("content-type"), "text/event-stream")
+        while b"event 0" not in rest:
+            rest += s.recv(4096)
+        first = time.time() - t0
+        # The device sleeps 0.5 s between its three events: the first must not wait for them.
+        check(first < 0.9, f"the first event took {first:.2f}s: the stream was buffered")
+        while b"0\r\n\r\n" not in rest:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        s.close()
+        check(b"event 2" in rest, rest)
+        check(time.time() - t0 >= 0.9, "all three events took their time")
+
+
+def test_100_mib_download_streams_intact_with_bounded_memory():
+    size = 100 * 1024 * 1024
+    with HttpTarget() as target, Stack() as st:
+        st.connect_agent(target.addr)
+        s = raw_exchange(st.dep.api.port, "GET", st.path(f"bytes/{size}"),
+                         {"Authorization": f"Bearer {st.alice}"}, timeout=120)
+        status, hd, _, rest = read_response(s, head_only=True)
+        eq(status, 200)
+        eq(hd.get("content-length"), str(size))
+        h = hashlib.sha256(rest)
+        got = len(rest)
+        peak = 0
+        # Read slowly at first: the api-server must hold back, not buffer the download.
+        for _ in range(20):
+            chunk = s.recv(65536)
+            h.update(chunk)
+            got += len(chunk)
+            time.sleep(0.05)
+        from tunnel_kit import rss_kib
+        peak = max(rss_kib(st.dep.api.proc.pid), rss_kib(st.proxy.proc.pid))
+        while got < size:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+            got += len(chunk)
+        s.close()
+        eq(got, size)
+        eq(h.hexdigest(), pattern_sha256(size))
+        check(peak < 60 * 1024, f"a daemon grew to {peak} KiB while a slow client downloaded")
+
+
+def test_device_that_hangs_up_midway_gives_a_truncated_response():
+    with HttpTarget() as target, Stack() as st:
+        st.connect_agent(target.addr)
+        s = raw_exchange(st.dep.api.port, "GET", st.path("cut"),
+                         {"Authorization": f"Bearer {st.alice}"})
+        status, hd, _, rest = read_response(s, head_only=True)
+        eq((status, hd.get("content-length")), (200, "1000"))
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        s.close()
+        eq(rest, b"0123456789", "the connection ends after what the device sent")
+        # The api-server is fine afterwards.
+        eq(st.get("hello")[0], 200)
+
+
+def test_offline_device_is_502_tunnel_disconnected():
+    with Stack() as st:
+        code, doc, _ = st.get("hello")
+        eq((code, doc["error"]["code"]), (502, "TUNNEL_DISCONNECTED"), doc)
+        # The proxy itself gone: still a clear 502, and the api-server lives on.
+        st.proxy.stop()
+        code, doc, _ = st.get("hello")
+        eq((code, doc["error"]["code"]), (502, "TUNNEL_ERROR"), doc)
+        eq(st.dep.status("GET", "/api/agents/me", token=st.admin), 200)
+
+
+class WsEchoTarget:
+    """A WebSocket echo server (python3-websockets) on the device; it also reports the
+    subprotocol and path it saw."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+
+        async def echo(ws, path):
+            await ws.send(json.dumps({"path": path, "subprotocol": ws.subprotocol}))
+            async for msg in ws:
+                await ws.send(msg)
+
+        async def start():
+            self.server = await websockets.serve(echo, "127.0.0.1", 0,
+                                                 subprotocols=["chat.v1"])
+            self.addr = "127.0.0.1:%d" % self.server.sockets[0].getsockname()[1]
+            self.ready.set()
+
+        self.loop.run_until_complete(start())
+        self.loop.run_forever()
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def test_websocket_echo_through_the_front_door():
+    target = WsEchoTarget()
+    try:
+        with Stack() as st:
+            st.connect_agent(target.addr)
+            url = f"ws://127.0.0.1:{st.dep.api.port}{st.path('live?feed=1')}"
+
+            async def talk():
+                async with websockets.connect(
+                        url, subprotocols=["chat.v1"],
+                        extra_headers={"Authorization": f"Bearer {st.alice}"}) as ws:
+                    hello = json.loads(await ws.recv())
+                    eq(hello, {"path": "/live?feed=1", "subprotocol": "chat.v1"})
+                    eq(ws.subprotocol, "chat.v1")
+                    for i in range(50):
+                        msg = f"message {i} " + "x" * (i * 1000)
+                        await ws.send(msg)
+                        eq(await ws.recv(), msg)
+                    big = bytes(range(256)) * 4096
+                    await ws.send(big)
+                    eq(await ws.recv(), big)
+
+            asyncio.run(talk())
+
+            async def stranger():
+                try:
+                    async with websockets.connect(
+                            url, extra_headers={"Authorization": f"Bearer {st.mallory}"}):
+                        return None
+                except websockets.exceptions.InvalidStatusCode as e:
+                    return e.status_code
+
+            eq(asyncio.run(stranger()), 404)
+    finally:
+        target.close()
