@@ -2,7 +2,7 @@
  * The front door to device traffic: ANY /api/devices/{id}/proxy/{path...}.
  *
  *   1. The device must be the caller's (or the caller an admin) and not revoked; otherwise 404,
- *      the same answer as for a device that does not exist, so ids leak nothing.
+ *      the same answer as for a device that does not exist, so ids leak nothing (device.h).
  *   2. The proxy replica holding the device's tunnel is `tunnel:route:<id>` in Redis (several
  *      replicas), else EDGEGATE_INTERNAL_URL.
  *   3. Plain requests: POST /internal/forward/raw upgrades to a byte pipe onto a new stream on
@@ -24,6 +24,7 @@
 
 #include "api-server/app.h"
 #include "api-server/db.h"
+#include "api-server/device.h"
 #include "api-server/handlers.h"
 #include "api-server/request.h"
 #include "common/buf.h"
@@ -54,9 +55,10 @@ typedef struct front {
     int websocket;
     int refs; /* the client, and the browser connection once spliced */
     int status; /* the proxy's refusal */
-    size_t body_sent; /* of the browser's request body, held whole by the server */
+    int body_chunked; /* the browser's body is re-chunked towards the device */
+    int body_paused;
     buf_t refusal;
-    char device_id[40];
+    char device_id[UUID_TEXT_LEN + 1];
 } front_t;
 
 static const http_client_config_t proxy_client_cfg = {
@@ -99,7 +101,8 @@ static int kept_from_device(slice_t name)
     static const char *const ours[] = {"cookie", "authorization", "host", "content-length",
                                        "x-forwarded-for", "x-forwarded-proto",
                                        "x-forwarded-host", "x-forwarded-prefix", "forwarded",
-                                       "x-device-id", "x-session-token", "x-forward-path"};
+                                       "x-device-id", "x-session-token", "x-forward-path",
+                                       "expect"};
     for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
         if (slice_case_eq(name, ours[i]))
             return 1;
@@ -173,24 +176,48 @@ static void relay_head(front_t *f, const http_head_t *head)
         http_client_close(f->client, 0, "the browser went away", 1);
 }
 
-/* The request body goes out as the pipe takes it: at most RELAY_HIGH_WATER waits in the
- * client's queue, the rest follows from on_proxy_drain. */
-static void send_body(front_t *f)
+/* ---- the browser's request body, streamed as it arrives ---- */
+
+static void on_request_body(http_request_t *req, void *arg, const char *data, size_t len)
 {
-    if (f->req == NULL || f->client == NULL)
+    front_t *f = arg;
+    if (f->client == NULL)
         return;
-    slice_t body = http_request_body(f->req);
-    while (f->body_sent < body.len) {
-        size_t n = body.len - f->body_sent;
-        if (n > 64 * 1024)
-            n = 64 * 1024;
-        long queued = http_client_write(f->client, body.ptr + f->body_sent, n);
-        if (queued < 0)
-            return; /* the client is failing; on_proxy_close answers */
-        f->body_sent += n;
-        if (queued > RELAY_HIGH_WATER)
-            return;
+    long queued;
+    if (f->body_chunked) { /* the browser's chunks, re-framed: sizes are per hop */
+        char size_line[24];
+        int n = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+        queued = http_client_write(f->client, size_line, (size_t)n);
+        if (queued >= 0)
+            queued = http_client_write(f->client, data, len);
+        if (queued >= 0)
+            queued = http_client_write(f->client, "\r\n", 2);
+    } else {
+        queued = http_client_write(f->client, data, len);
     }
+    if (queued > RELAY_HIGH_WATER) {
+        f->body_paused = 1;
+        http_request_body_pause(req, 1); /* until on_proxy_drain */
+    }
+}
+
+static void on_request_body_end(http_request_t *req, void *arg, int status)
+{
+    (void)req;
+    front_t *f = arg;
+    if (f->client == NULL)
+        return;
+    if (status == 0) {
+        if (f->body_chunked)
+            http_client_write(f->client, "0\r\n\r\n", 5);
+        return;
+    }
+    /* The browser's body failed: the device must not take a partial one for a whole one. */
+    if (f->phase == PH_DEVICE)
+        finish_error(f, status, status == 413 ? "PAYLOAD_TOO_LARGE" : "INVALID_BODY",
+                     status == 413 ? "The request body is larger than allowed."
+                                   : "The request body was cut short or malformed.");
+    http_client_close(f->client, UV_ECANCELED, "the browser's body failed", 1);
 }
 
 /* The pipe to the device is open: send it the browser's request. */
@@ -204,7 +231,7 @@ static void send_device_request(front_t *f)
     if (h->query.len > 0)
         rc |= buf_printf(&target, "?%.*s", (int)h->query.len, h->query.ptr);
     slice_t connection = http_head_header(h, "connection");
-    http_header_t out[HTTP_MAX_HEADERS + 4];
+    http_header_t out[HTTP_MAX_HEADERS + 5];
     size_t n = 0;
     for (unsigned i = 0; i < h->nheaders; i++) {
         slice_t name = h->headers[i].name;
@@ -220,10 +247,13 @@ static void send_device_request(front_t *f)
                                strncmp(cfg->public_origin, "https:", 6) == 0 ? SLICE_LIT("https")
                                                                              : SLICE_LIT("http")};
     out[n++] = (http_header_t){SLICE_LIT("X-Forwarded-Prefix"), slice_from(prefix)};
-    slice_t body = http_request_body(req);
-    int64_t length = -1;
-    if (body.len > 0 || h->content_length >= 0 || h->chunked)
-        length = (int64_t)body.len;
+    /* The body's framing towards the device: its length when the browser gave one, else
+     * chunked; a body-less request says nothing (or Content-Length: 0 when the browser did). */
+    int64_t length = h->chunked ? -1 : h->content_length;
+    if (h->chunked) {
+        f->body_chunked = 1;
+        out[n++] = (http_header_t){SLICE_LIT("Transfer-Encoding"), SLICE_LIT("chunked")};
+    }
     slice_t host = http_request_header(req, "host");
     char method[32];
     snprintf(method, sizeof(method), "%.*s", (int)h->method.len, h->method.ptr);
@@ -237,7 +267,7 @@ static void send_device_request(front_t *f)
         return;
     }
     f->phase = PH_DEVICE;
-    send_body(f);
+    http_request_body_stream(req, on_request_body, on_request_body_end, f);
 }
 
 /* ---- WebSocket splice ---- */
@@ -379,10 +409,12 @@ static void on_proxy_data(void *arg, const char *data, size_t len)
 static void on_proxy_drain(void *arg)
 {
     front_t *f = arg;
-    if (f->conn != NULL)
+    if (f->conn != NULL) {
         http_conn_pause(f->conn, 0);
-    else if (f->phase == PH_DEVICE)
-        send_body(f);
+    } else if (f->body_paused && f->req != NULL) {
+        f->body_paused = 0;
+        http_request_body_pause(f->req, 0);
+    }
 }
 
 static void on_proxy_close(void *arg, int err, const char *why)
@@ -496,49 +528,19 @@ static void on_route(void *arg, redisReply *reply, const char *error)
 
 static void on_device(http_request_t *req, const PGresult *res)
 {
-    const api_principal_t *p = api_principal(req);
-    int mine = PQntuples(res) == 1 &&
-               (strtoll(PQgetvalue(res, 0, 0), NULL, 10) == p->account.id ||
-                (p->account.roles & ACCOUNT_ROLE_ADMIN) != 0);
-    if (!mine) {
-        http_reply_error(req, 404, "NOT_FOUND", "No such device.");
+    /* The id as PostgreSQL prints a uuid: the form tunnel:route keys and the proxy use. */
+    char *device_id = api_state_new(req, UUID_TEXT_LEN + 1, NULL);
+    if (device_id == NULL)
         return;
-    }
-    char key[64];
-    snprintf(key, sizeof(key), "tunnel:route:%s", (const char *)api_state(req));
+    snprintf(device_id, UUID_TEXT_LEN + 1, "%s", PQgetvalue(res, 0, 0));
+    char key[DEVICE_ROUTE_KEY_MAX];
+    device_route_key(device_id, key);
     const char *argv[2] = {"GET", key};
     if (api_redis_send(api_app(req), on_route, req, 2, argv) < 0)
         api_reply_unavailable(req, "redis", "closed");
 }
 
-/* A device id is a UUID in its canonical text form; anything else cannot be a device. */
-static int uuid_text(slice_t s)
-{
-    if (s.len != 36)
-        return 0;
-    for (size_t i = 0; i < 36; i++) {
-        char ch = s.ptr[i];
-        int dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? ch != '-' : !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-                                 (ch >= 'A' && ch <= 'F')))
-            return 0;
-    }
-    return 1;
-}
-
 void api_device_proxy(http_request_t *req)
 {
-    slice_t id = http_request_param(req, "id");
-    if (!uuid_text(id)) {
-        http_reply_error(req, 404, "NOT_FOUND", "No such device.");
-        return;
-    }
-    char *device_id = api_state_new(req, 40, NULL);
-    if (device_id == NULL)
-        return;
-    for (size_t i = 0; i < id.len; i++) /* the form tunnel:route keys use */
-        device_id[i] = (char)((id.ptr[i] >= 'A' && id.ptr[i] <= 'F') ? id.ptr[i] + 32 : id.ptr[i]);
-    const char *values[1] = {device_id};
-    api_db(req, on_device, "SELECT owner_id FROM devices WHERE id = $1::uuid AND revoked_at IS NULL",
-           1, values);
+    device_find_or_reply(req, "id", on_device);
 }

@@ -21,9 +21,9 @@ static const http_route_t routes[] = {
     API_ROUTE("DELETE", "/api/admin/agents/{user_id}", api_admin_agent_disable,
               API_ADMIN | API_STEP_UP),
 
-    /* Request bodies for devices are held whole (up to the limit) before they are sent on. */
-    API_ROUTE_BODY("*", "/api/devices/{id}/proxy/{path...}", api_device_proxy, API_SIGNED_IN,
-                   8 * 1024 * 1024),
+    /* Request bodies for devices stream through as they arrive, up to 1 GiB (firmware). */
+    API_ROUTE_STREAM("*", "/api/devices/{id}/proxy/{path...}", api_device_proxy, API_SIGNED_IN,
+                     1024u * 1024 * 1024),
 
     API_ROUTE("GET", "/api/auth/me", api_auth_me, API_SIGNED_IN),
     API_ROUTE("POST", "/api/auth/logout", api_auth_logout, API_SIGNED_IN),

@@ -46,15 +46,17 @@ typedef struct api_rule {
     unsigned rule;
 } api_rule_t;
 
-#define API_ROUTE(method, pattern, handler, rule)                                              \
+#define API_ROUTE(m, p, fn, rule)                                                              \
     {                                                                                          \
-        (method), (pattern), (handler), 0, &(const api_rule_t) { (rule) }                      \
+        .method = (m), .pattern = (p), .handler = (fn), .data = &(const api_rule_t){(rule)},   \
     }
 
-/* The same with a request body limit of its own (bytes) instead of the server's 1 MiB. */
-#define API_ROUTE_BODY(method, pattern, handler, rule, max_body)                               \
+/* A route whose handler reads the request body as it arrives (http_request_body_stream),
+ * up to max_body bytes, instead of the server's whole body of up to 1 MiB. */
+#define API_ROUTE_STREAM(m, p, fn, rule, limit)                                                \
     {                                                                                          \
-        (method), (pattern), (handler), (max_body), &(const api_rule_t) { (rule) }             \
+        .method = (m), .pattern = (p), .handler = (fn), .max_body = (limit),                   \
+        .data = &(const api_rule_t){(rule)}, .stream_body = 1,                                 \
     }
 
 static inline enum api_access api_rule_access(const api_rule_t *r)

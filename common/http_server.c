@@ -73,6 +73,12 @@ struct http_request {
     unsigned streaming : 1;  /* http_respond_start() was called */
     unsigned chunked : 1;
     unsigned no_body : 1;    /* HEAD request, or a status without a body */
+    unsigned body_paused : 1; /* streamed body: the handler asked for a pause */
+    unsigned body_end_due : 1; /* streamed body: on_end(0) to run (a request without a body) */
+    http_body_cb body_cb;     /* streamed body: the handler's reader, once it asked */
+    http_body_end_cb body_end_cb;
+    void *body_arg;
+    uint64_t body_read;
     char id[48];
     char note[64];
     http_head_t head;
@@ -108,6 +114,7 @@ struct http_conn {
     unsigned close_after_write : 1;
     unsigned shutdown_told : 1;
     unsigned eof : 1;
+    unsigned body_open : 1; /* a streamed body is still being read while the handler runs */
     char remote[48];
 };
 
@@ -154,6 +161,7 @@ static void request_release(http_request_t *req);
 static void server_maybe_done(http_server_t *s);
 static void conn_flush(http_conn_t *c);
 static void conn_start_reading(http_conn_t *c);
+static void body_end(http_conn_t *c, int status);
 static void chunk_put(http_server_t *s, wchunk_t *w);
 
 /* ---- small helpers ---- */
@@ -355,8 +363,15 @@ static void on_conn_timer(uv_timer_t *t)
     case TIMER_IDLE:
         conn_close(c);
         break;
-    case TIMER_HEAD:
     case TIMER_BODY:
+        if (c->state == CONN_HANDLER && c->body_open) { /* a streamed body went silent */
+            log_info("http.timeout", "server=%s remote=%s phase=body", c->server->cfg.name,
+                     c->remote);
+            body_end(c, 408);
+            break;
+        }
+        /* fall through */
+    case TIMER_HEAD:
         log_info("http.timeout", "server=%s remote=%s phase=%s", c->server->cfg.name,
                  c->remote, kind == TIMER_HEAD ? "head" : "body");
         conn_send_error(c, 408, NULL);
@@ -873,6 +888,10 @@ static void request_finish(http_request_t *req)
         request_release(req);
         return;
     }
+    if (c->body_open) { /* the rest of the body is never read: this connection ends */
+        c->body_open = 0;
+        c->keep_alive = 0;
+    }
     c->state = CONN_COMPLETING;
     if (c->wq_bytes == 0 && c->writing_bytes == 0)
         conn_response_complete(c);
@@ -970,6 +989,35 @@ void http_respond_abort(http_request_t *req)
     request_finish(req);
 }
 
+int http_request_has_body(const http_request_t *req)
+{
+    return req->head.chunked || req->head.content_length > 0;
+}
+
+void http_request_body_stream(http_request_t *req, http_body_cb on_body, http_body_end_cb on_end,
+                              void *arg)
+{
+    req->body_cb = on_body;
+    req->body_end_cb = on_end;
+    req->body_arg = arg;
+    http_conn_t *c = req->conn;
+    if (c == NULL || c->req != req)
+        return; /* the client is gone: the abort callback tells */
+    if (!c->body_open)
+        req->body_end_due = 1; /* no body, or it was read whole: just the end */
+    conn_defer(c);         /* never from inside this call */
+}
+
+void http_request_body_pause(http_request_t *req, int paused)
+{
+    req->body_paused = paused ? 1 : 0;
+    http_conn_t *c = req->conn;
+    if (!paused && c != NULL && c->req == req && c->body_open) {
+        conn_start_reading(c);
+        conn_defer(c);
+    }
+}
+
 /* ---- errors the server answers itself ---- */
 
 static void conn_send_error(http_conn_t *c, int status, const char *allow)
@@ -1054,6 +1102,15 @@ static int on_head(http_conn_t *c)
         conn_send_error(c, 413, NULL);
         return -1;
     }
+    if (req->route->stream_body && has_body) {
+        if (h->expect_continue && h->http_minor >= 1) {
+            uv_buf_t b = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
+            if (conn_send(c, &b, 1) < 0)
+                return -1;
+        }
+        c->body_open = 1;
+        return 0;
+    }
     req->body.max = limit;
     if (h->content_length > 0 && buf_reserve(&req->body, (size_t)h->content_length) < 0) {
         conn_send_error(c, 503, NULL);
@@ -1067,9 +1124,82 @@ static int on_head(http_conn_t *c)
     return 0;
 }
 
+static void body_end(http_conn_t *c, int status)
+{
+    http_request_t *req = c->req;
+    c->body_open = 0;
+    if (status != 0) {
+        c->keep_alive = 0;
+        log_debug("http.body_failed", "server=%s remote=%s status=%d", c->server->cfg.name,
+                  c->remote, status);
+    }
+    if (c->timer_kind == TIMER_BODY)
+        conn_timer(c, TIMER_NONE, 0);
+    if (req->body_end_cb != NULL)
+        req->body_end_cb(req, req->body_arg, status);
+}
+
+/* A streamed body: hand the handler what has arrived, as long as it reads. */
+static void body_pump(http_conn_t *c)
+{
+    http_request_t *req = c->req;
+    size_t limit = req->route->max_body ? req->route->max_body : c->server->cfg.max_body;
+    while (c->state == CONN_HANDLER && c->body_open && c->req == req && !req->body_paused) {
+        if (c->in_len == 0 && !http_reader_paused(&c->reader)) {
+            conn_input_release(c);
+            if (c->eof) {
+                body_end(c, 400); /* the client stopped sending mid-body */
+                return;
+            }
+            conn_timer(c, TIMER_BODY, c->server->cfg.body_timeout_ms);
+            conn_start_reading(c);
+            return;
+        }
+        size_t used = 0;
+        slice_t body = SLICE_NULL;
+        enum http_reader_event ev = http_reader_feed(
+            &c->reader, c->in ? c->in + c->in_off : "", c->in_len, &used, &body);
+        c->in_off += used;
+        c->in_len -= used;
+        switch (ev) {
+        case HTTP_READER_NEED_MORE:
+            break;
+        case HTTP_READER_BODY:
+            req->body_read += body.len;
+            if (req->body_read > limit) {
+                body_end(c, 413);
+                return;
+            }
+            req->body_cb(req, req->body_arg, body.ptr, body.len);
+            break;
+        case HTTP_READER_DONE:
+        case HTTP_READER_UPGRADE:
+            body_end(c, 0);
+            return;
+        case HTTP_READER_HEAD:
+        case HTTP_READER_ERROR:
+            body_end(c, 400);
+            return;
+        }
+    }
+    if (c->state == CONN_HANDLER && c->body_open && req->body_paused &&
+        c->timer_kind == TIMER_BODY)
+        conn_timer(c, TIMER_NONE, 0); /* we stopped reading, not the client */
+}
+
 static void conn_process(http_conn_t *c)
 {
     http_server_t *s = c->server;
+    if (c->state == CONN_HANDLER && c->req != NULL) {
+        if (c->req->body_end_due) {
+            c->req->body_end_due = 0;
+            if (c->req->body_end_cb != NULL)
+                c->req->body_end_cb(c->req, c->req->body_arg, 0);
+        } else if (c->body_open && c->req->body_cb != NULL) {
+            body_pump(c);
+        }
+        return;
+    }
     if (c->state == CONN_UPGRADED) {
         /* Bytes that arrived with the upgrade request belong to the new protocol. */
         if (c->in_len > 0 && !c->paused) {
@@ -1115,6 +1245,10 @@ static void conn_process(http_conn_t *c)
         case HTTP_READER_HEAD:
             if (on_head(c) < 0)
                 return;
+            if (c->body_open) {
+                dispatch(c); /* the handler reads the body as it comes */
+                return;
+            }
             c->state = CONN_BODY;
             conn_timer(c, TIMER_BODY, s->cfg.body_timeout_ms);
             break;
@@ -1240,6 +1374,9 @@ static void conn_input_arrived(http_conn_t *c, size_t nread)
     if (c->state == CONN_BODY)
         conn_timer(c, TIMER_BODY, c->server->cfg.body_timeout_ms);
     if (c->state == CONN_IDLE || c->state == CONN_HEAD || c->state == CONN_BODY) {
+        conn_process(c);
+    } else if (c->state == CONN_HANDLER && c->body_open && c->req->body_cb != NULL &&
+               !c->req->body_paused) {
         conn_process(c);
     } else if (c->in_off + c->in_len >= IN_CAP) {
         /* Pipelined input while a request is handled: keep what fits, then stop reading. */

@@ -42,6 +42,8 @@ typedef struct http_route {
     http_handler_fn handler;
     size_t max_body;        /* 0: the server's default */
     const void *data;       /* the owner's per-route record (e.g. the access rule) */
+    int stream_body;        /* dispatch at the head; the handler reads the body as it comes
+                               (http_request_body_stream) instead of http_request_body() */
 } http_route_t;
 
 typedef struct http_server_config {
@@ -119,6 +121,27 @@ void http_request_on_abort(http_request_t *req, void (*cb)(http_request_t *req, 
 
 /* Text after the status code in logs: e.g. the error code of a JSON error. Copied. */
 void http_request_set_log_note(http_request_t *req, const char *note);
+
+/*
+ * Streamed request bodies, on routes with stream_body set: the handler runs as soon as the head
+ * is read, and nothing of the body is buffered beyond the connection's input buffer. The
+ * handler (or whoever it hands the request to) calls http_request_body_stream() once; on_body
+ * gets the body's bytes as they arrive (de-chunked; valid during the call), and on_end runs
+ * once: 0 at the end of the body (at once, from the loop, for a request without one), or 400
+ * (malformed chunking, the client half-closed early), 408 (the client went silent while being
+ * read), 413 (more than the route's max_body). After a non-zero end the connection closes once
+ * the response is done. Pausing stops the callbacks and, once the input buffer is full,
+ * reading from the socket: backpressure to the client. Finishing the request before the body
+ * has been read closes the connection after the response (the rest is never read). Neither
+ * callback runs once the client is gone (the abort callback says so) or the request is done.
+ */
+typedef void (*http_body_cb)(http_request_t *req, void *arg, const char *data, size_t len);
+typedef void (*http_body_end_cb)(http_request_t *req, void *arg, int status);
+void http_request_body_stream(http_request_t *req, http_body_cb on_body, http_body_end_cb on_end,
+                              void *arg);
+void http_request_body_pause(http_request_t *req, int paused);
+/* Does the request carry a body (Content-Length > 0 or chunked)? */
+int http_request_has_body(const http_request_t *req);
 
 /* ---- responses ---- */
 

@@ -57,20 +57,20 @@ static const char probe[] = "probe";
 #define FORWARD_HTTP_MAX_BODY (1536 * 1024)
 
 static const http_route_t internal_routes[] = {
-    {"GET", "/healthz", ops_healthz, 0, probe},
-    {"GET", "/readyz", readyz, 0, probe},
-    {"GET", "/metrics", ops_metrics, 0, NULL},
-    {"GET", "/internal/sessions", proxy_sessions_list, 0, NULL},
-    {"GET", "/internal/session/{device_id}", proxy_session_get, 0, NULL},
-    {"POST", "/internal/session/{device_id}/close", proxy_session_close, 0, NULL},
-    {"POST", "/internal/forward/http", proxy_forward_http, FORWARD_HTTP_MAX_BODY, NULL},
-    {"POST", "/internal/forward/raw", proxy_forward_raw, 0, NULL},
-    {"GET", "/internal/forward/ws", proxy_forward_ws, 0, NULL},
+    {"GET", "/healthz", ops_healthz, 0, probe, 0},
+    {"GET", "/readyz", readyz, 0, probe, 0},
+    {"GET", "/metrics", ops_metrics, 0, NULL, 0},
+    {"GET", "/internal/sessions", proxy_sessions_list, 0, NULL, 0},
+    {"GET", "/internal/session/{device_id}", proxy_session_get, 0, NULL, 0},
+    {"POST", "/internal/session/{device_id}/close", proxy_session_close, 0, NULL, 0},
+    {"POST", "/internal/forward/http", proxy_forward_http, FORWARD_HTTP_MAX_BODY, NULL, 0},
+    {"POST", "/internal/forward/raw", proxy_forward_raw, 0, NULL, 0},
+    {"GET", "/internal/forward/ws", proxy_forward_ws, 0, NULL, 0},
 };
 
 static const http_route_t tunnel_routes[] = {
-    {"GET", "/tunnel", proxy_tunnel_connect, 0, NULL},
-    {"GET", "/healthz", ops_healthz, 0, probe},
+    {"GET", "/tunnel", proxy_tunnel_connect, 0, NULL, 0},
+    {"GET", "/healthz", ops_healthz, 0, probe, 0},
 };
 
 static void on_redis_closed(void *arg)

@@ -38,7 +38,7 @@ class Stack:
         self.alice = self.dep.token("alice", "alice-password")
         self.mallory = self.dep.token("mallory", "mallory-password")
         self.admin = self.dep.token()
-        self.device_id, self.device_token = self.add_device("alice", "camera")
+        self.device_id, self.device_token = self.add_device(self.alice, "camera")
         return self
 
     def __exit__(self, *exc):
@@ -47,17 +47,14 @@ class Stack:
         self.dep.__exit__(*exc)
         self.proxy.__exit__(*exc)
 
-    def add_device(self, owner, name):
-        """A device row and its credential, as pairing leaves them."""
-        import secrets
-        token = secrets.token_urlsafe(32)
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        device_id = self.dep.sql(
-            f"INSERT INTO devices (owner_id, name, token_hash) SELECT id, '{name}', '{digest}' "
-            f"FROM accounts WHERE login = '{owner}' RETURNING id").splitlines()[0]
-        owner_id = self.dep.sql(f"SELECT id FROM accounts WHERE login = '{owner}'")
-        rcli("HSET", f"tunnel:cred:{digest}", "device_id", device_id, "user_id", owner_id)
-        return device_id, token
+    def add_device(self, owner_token, name):
+        """Paired the way a person pairs one: a code from the owner, exchanged by the device."""
+        st, doc, _ = self.dep.call("POST", "/api/devices/pairing", token=owner_token)
+        eq(st, 201, f"pairing code: {doc}")
+        st, doc, _ = self.dep.call("POST", "/api/pairing/exchange",
+                                   body={"code": doc["code"], "device_name": name})
+        eq(st, 200, f"exchange: {doc}")
+        return doc["device_id"], doc["token"]
 
     def connect_agent(self, target_addr):
         self.agent = EdgeAgent(self.proxy, self.device_token, target_addr)
@@ -101,6 +98,7 @@ def test_hello_reaches_the_device_and_strangers_get_404():
         st.dep.sql(f"UPDATE devices SET revoked_at = now(), token_hash = NULL "
                    f"WHERE id = '{st.device_id}'")
         eq(st.get("hello")[0], 404)
+        eq(st.get("hello", token=st.admin)[0], 404)
 
 
 def test_request_travels_whole_and_platform_credentials_stay_behind():
@@ -139,6 +137,47 @@ def test_request_travels_whole_and_platform_credentials_stay_behind():
         status, hd, body, _ = read_response(s, head_only=True)
         s.close()
         eq((status, hd.get("content-length")), (200, "13"))
+
+
+def test_request_bodies_stream_through_chunked_or_sized_and_oversize_is_413():
+    with HttpTarget() as target, Stack() as st:
+        st.connect_agent(target.addr)
+        auth = {"Authorization": f"Bearer {st.alice}"}
+        # A browser's chunked upload arrives as a chunked upload.
+        pieces = [b"a" * 10, b"b" * 70000, b"c"]
+        body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+        s = socket.create_connection(("127.0.0.1", st.dep.api.port), timeout=30)
+        s.sendall(f"POST {st.path('up')} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer "
+                  f"{st.alice}\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + body)
+        status, hd, got, _ = read_response(s)
+        s.close()
+        eq((status, hd.get("x-got-chunked")), (200, "yes"))
+        eq(got, b"".join(pieces))
+
+        # 32 MiB with a length, sent slowly at first: the device echoes every byte.
+        payload = hashlib.sha256(b"up").digest() * (1 << 20)
+        s = raw_exchange(st.dep.api.port, "POST", st.path("up"),
+                         {**auth, "Content-Length": str(len(payload))}, b"", timeout=120)
+        s.sendall(payload[:1000])
+        time.sleep(0.3)
+        s.sendall(payload[1000:])
+        status, hd, rest, _ = read_response(s, head_only=True)
+        eq(status, 200)
+        got = bytearray(rest)
+        while len(got) < int(hd["content-length"]):
+            chunk = s.recv(1 << 20)
+            check(chunk, "the echo was cut short")
+            got += chunk
+        s.close()
+        eq(hashlib.sha256(got).hexdigest(), hashlib.sha256(payload).hexdigest())
+
+        # A declared length over the route's limit (1 GiB) is refused before anything moves.
+        s = raw_exchange(st.dep.api.port, "POST", st.path("up"),
+                         {**auth, "Content-Length": str(2 << 30)}, b"")
+        status, _, _, _ = read_response(s)
+        s.close()
+        eq(status, 413)
+        eq(st.get("hello")[0], 200)
 
 
 def test_sse_events_arrive_as_they_happen():

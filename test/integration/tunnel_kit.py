@@ -190,6 +190,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_POST(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                data += self.rfile.read(size)
+                self.rfile.readline()
+                if size == 0:
+                    break
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("X-Got-Chunked", "yes")
+            self.end_headers()
+            self.wfile.write(data)
+            return
         n = int(self.headers.get("Content-Length", "0"))
         data = self.rfile.read(n)
         self._reply(200, data, self.headers.get("Content-Type", "application/octet-stream"))

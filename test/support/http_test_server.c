@@ -133,13 +133,13 @@ static void stats(http_request_t *req)
 }
 
 static const http_route_t routes[] = {
-    {"GET", "/hello", hello, 0, NULL},
-    {"POST", "/echo", echo, 0, NULL},
-    {"POST", "/small", echo, 1024, NULL},
-    {"GET", "/delay", delay, 0, NULL},
-    {"GET", "/stream", stream, 0, NULL},
-    {"GET", "/params/{id}/files/{rest...}", params, 0, NULL},
-    {"GET", "/stats", stats, 0, NULL},
+    {"GET", "/hello", hello, 0, NULL, 0},
+    {"POST", "/echo", echo, 0, NULL, 0},
+    {"POST", "/small", echo, 1024, NULL, 0},
+    {"GET", "/delay", delay, 0, NULL, 0},
+    {"GET", "/stream", stream, 0, NULL, 0},
+    {"GET", "/params/{id}/files/{rest...}", params, 0, NULL, 0},
+    {"GET", "/stats", stats, 0, NULL, 0},
 };
 
 static unsigned grace_ms = 5000;
