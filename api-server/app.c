@@ -39,9 +39,6 @@ static void on_http_closed(void *arg)
      * the clients delivers; the server itself is freed with the last of them. */
     pgpool_close(app->db, on_db_closed, app);
     redis_close(app->redis, on_redis_closed, app);
-    /* Every request is finished, so no internal-API call is in flight (they are bounded well
-     * within the grace period): the client's shared handles can go. */
-    http_client_cleanup();
     http_server_free(app->http);
     http_client_cleanup(); /* the front door's clients ended with their requests */
     daemon_signals_stop();
