@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api-server/guard.h"
+#include "api-server/push_hub.h"
 #include "api-server/routes.h"
 #include "common/daemon.h"
 #include "common/log.h"
@@ -21,7 +22,11 @@ api_app_t *api_app(const http_request_t *req)
  * pool) may call back after the clients are gone: it then finds NULL and answers 503. */
 static void on_redis_closed(void *arg)
 {
-    ((api_app_t *)arg)->redis = NULL;
+    api_app_t *app = arg;
+    app->redis = NULL;
+    /* Every socket closed with the HTTP server, and no channel message comes any more. */
+    push_hub_free(app->push);
+    app->push = NULL;
 }
 
 static void on_db_closed(void *arg)
@@ -67,6 +72,10 @@ int api_serve(const api_config_t *cfg)
     app.redis = redis_new(&loop, cfg->redis_url, &ropts);
     if (app.db == NULL || app.redis == NULL) {
         log_error("api.start_failed", "reason=%s", app.db == NULL ? "database" : "redis");
+        return 1;
+    }
+    if ((app.push = push_hub_new(&app)) == NULL) {
+        log_error("api.start_failed", "reason=push");
         return 1;
     }
     size_t nroutes;

@@ -19,6 +19,7 @@ typedef struct api_app {
     pgpool *db;
     redis *redis;
     http_server_t *http;
+    struct push_hub *push; /* real-time sockets (push_hub.h); freed after Redis is closed */
     int stopping;
 } api_app_t;
 

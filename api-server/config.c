@@ -31,6 +31,15 @@ static const char *check_redis_url(const char *v)
     return redis_url_error(v);
 }
 
+/* Beyond an hour a dead console would hold its socket for most of a working day. */
+static const char *check_ws_keepalive(const char *v)
+{
+    const char *why = cfg_check_positive_int(v);
+    if (why == NULL && cfg_int(v) > 3600)
+        why = "at most 3600 seconds";
+    return why;
+}
+
 static const cfg_var_t vars[] = {
     {"EDGEGATE_DATABASE_URL", NULL, CFG_REQUIRED | CFG_SECRET, check_database_url,
      "PostgreSQL connection (libpq URI or conninfo)"},
@@ -50,6 +59,8 @@ static const cfg_var_t vars[] = {
     {"EDGEGATE_DEV", "0", 0, cfg_check_bool,
      "1 allows non-Secure cookies and http:// issuers (development only)"},
     {"EDGEGATE_LOG_LEVEL", "info", 0, cfg_check_log_level, "debug, info, warn or error"},
+    {"EDGEGATE_WS_KEEPALIVE", "30", 0, check_ws_keepalive,
+     "seconds between pings and session re-checks on /ws sockets; silent for two: closed"},
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -68,6 +79,8 @@ int api_config_load(api_config_t *cfg, FILE *err)
     cfg->mfa_key_b64 = cfg_get(vars, NVARS, v, "EDGEGATE_MFA_KEY");
     cfg->dev = strcmp(cfg_get(vars, NVARS, v, "EDGEGATE_DEV"), "1") == 0;
     cfg->log_level = cfg_get(vars, NVARS, v, "EDGEGATE_LOG_LEVEL");
+    cfg->ws_keepalive_ms =
+        1000u * (unsigned)cfg_int(cfg_get(vars, NVARS, v, "EDGEGATE_WS_KEEPALIVE"));
     return 0;
 }
 

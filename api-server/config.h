@@ -18,6 +18,7 @@ typedef struct api_config {
     const char *mfa_key_b64;
     int dev;
     const char *log_level;
+    unsigned ws_keepalive_ms; /* EDGEGATE_WS_KEEPALIVE */
 } api_config_t;
 
 int api_config_load(api_config_t *cfg, FILE *err);

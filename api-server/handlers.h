@@ -29,4 +29,8 @@ void api_admin_agent_disable(http_request_t *req);
 void api_auth_me(http_request_t *req);
 void api_auth_logout(http_request_t *req);
 
+/* push_routes.c: real-time WebSockets (they authenticate themselves: API_WEBSOCKET) */
+void api_ws_agent(http_request_t *req);
+void api_ws_h5(http_request_t *req);
+
 #endif

@@ -23,6 +23,9 @@ static const http_route_t routes[] = {
 
     API_ROUTE("GET", "/api/auth/me", api_auth_me, API_SIGNED_IN),
     API_ROUTE("POST", "/api/auth/logout", api_auth_logout, API_SIGNED_IN),
+
+    API_ROUTE("GET", "/ws/h5/{employee_id}", api_ws_h5, API_WEBSOCKET),
+    API_ROUTE("GET", "/ws/{agent_id}", api_ws_agent, API_WEBSOCKET),
 };
 
 const http_route_t *api_routes(size_t *n)
@@ -44,6 +47,8 @@ static const char *access_name(enum api_access access)
         return "agent";
     case API_ADMIN:
         return "admin";
+    case API_WEBSOCKET:
+        return "websocket";
     case API_ACCESS_UNSET:
         break;
     }
