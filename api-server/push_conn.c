@@ -73,16 +73,25 @@ static void conn_unref(push_conn_t *c)
     free(c);
 }
 
+/* The oldest queued message (its reference passes to the caller), or NULL. */
+static push_msg_t *outbox_pop(push_conn_t *c)
+{
+    outbox_entry_t *e = c->out_head;
+    if (e == NULL)
+        return NULL;
+    if ((c->out_head = e->next) == NULL)
+        c->out_tail = NULL;
+    push_msg_t *m = e->msg;
+    c->out_bytes -= m->len;
+    free(e);
+    return m;
+}
+
 static void outbox_free(push_conn_t *c)
 {
-    while (c->out_head != NULL) {
-        outbox_entry_t *e = c->out_head;
-        c->out_head = e->next;
-        push_msg_unref(e->msg);
-        free(e);
-    }
-    c->out_tail = NULL;
-    c->out_bytes = 0;
+    push_msg_t *m;
+    while ((m = outbox_pop(c)) != NULL)
+        push_msg_unref(m);
 }
 
 static void unlist(push_conn_t *c)
@@ -162,16 +171,12 @@ static void pump(push_conn_t *c)
     if (c->pumping || c->closing || c->ws == NULL)
         return;
     c->pumping = 1;
-    while (c->out_head != NULL && ws_queued(c->ws) < PUSH_IN_FLIGHT) {
-        outbox_entry_t *e = c->out_head;
-        if ((c->out_head = e->next) == NULL)
-            c->out_tail = NULL;
-        c->out_bytes -= e->msg->len;
-        int rc = ws_send(c->ws, 1, e->msg->text, e->msg->len);
-        push_msg_unref(e->msg);
-        free(e);
+    push_msg_t *m;
+    while (ws_queued(c->ws) < PUSH_IN_FLIGHT && (m = outbox_pop(c)) != NULL) {
+        int rc = ws_send(c->ws, 1, m->text, m->len);
+        push_msg_unref(m);
         if (rc < 0)
-            break;
+            break; /* the peer is closing: on_close frees the rest */
     }
     c->pumping = 0;
 }
@@ -184,15 +189,11 @@ void push_conn_close(push_conn_t *c, uint16_t code, const char *reason)
     unlist(c);
     /* What was queued before the close goes first (the mfa.reset that explains a 4001); the
      * outbox bound already capped it. */
-    while (c->out_head != NULL) {
-        outbox_entry_t *e = c->out_head;
-        c->out_head = e->next;
-        ws_send(c->ws, 1, e->msg->text, e->msg->len);
-        push_msg_unref(e->msg);
-        free(e);
+    push_msg_t *m;
+    while ((m = outbox_pop(c)) != NULL) {
+        ws_send(c->ws, 1, m->text, m->len);
+        push_msg_unref(m);
     }
-    c->out_tail = NULL;
-    c->out_bytes = 0;
     log_info("ws.closing", "account=%" PRId64 " code=%u reason=\"%s\"", c->account_id, code,
              reason);
     ws_close(c->ws, code, reason);
@@ -203,6 +204,7 @@ void push_conn_send(push_conn_t *c, push_msg_t *m)
     if (c->closing || c->ws == NULL)
         return;
     outbox_entry_t *e = NULL;
+    /* Out of memory for an entry is treated alike: the socket cannot be kept up to date. */
     if (c->out_bytes + m->len > PUSH_OUTBOX_LIMIT || (e = malloc(sizeof(*e))) == NULL) {
         metric_inc(m_slow);
         log_info("ws.slow_consumer", "account=%" PRId64 " queued=%zu", c->account_id, c->out_bytes);

@@ -127,7 +127,7 @@ int push_event_parse(const char *text, size_t len, push_event_t *ev)
         json_decref(doc);
         return -1;
     }
-    if (strcmp(type, "device.online") == 0 || strcmp(type, "device.offline") == 0) {
+    if (strncmp(type, "device.", 7) == 0) {
         ev->account_id = account_id_of(json_object_get(doc, "user_id"));
         ev->type = ev->account_id > 0 ? PUSH_EV_DEVICE : PUSH_EV_INVALID;
     } else if (strcmp(type, "agent.status") == 0) {

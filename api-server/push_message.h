@@ -10,7 +10,9 @@
  *
  * The channel `edgegate:events` (DESIGN.md, Redis contract): every event every api-server
  * replica must act on, one JSON object per message, {"type":..., ...}:
- *   device.online, device.offline   {user_id, device_id, ...}   from remote-proxy: to the owner
+ *   device.*        {user_id, device_id, ...}                   to the owner: online/offline
+ *                                                               from remote-proxy, and whatever
+ *                                                               else befalls a device
  *   agent.status    {user_id (login), name, status, at}         to every operator console
  *   typing          {conversation_id, sender{type,id,name}, at} to operator consoles but the
  *                                                               sender's own
@@ -61,7 +63,7 @@ void push_inbound_parse(const uint8_t *data, size_t len, push_inbound_t *out);
 enum push_event_type {
     PUSH_EV_IGNORED, /* a type this replica does not act on */
     PUSH_EV_INVALID, /* a known type without the fields it needs */
-    PUSH_EV_DEVICE,  /* device.online / device.offline */
+    PUSH_EV_DEVICE,  /* device.*: device.online, device.offline, ... */
     PUSH_EV_AGENT_STATUS,
     PUSH_EV_TYPING,
     PUSH_EV_MFA_RESET,

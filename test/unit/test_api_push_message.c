@@ -147,6 +147,12 @@ static void test_device_events_name_their_owner_by_id_or_decimal_text(void **sta
     ev = event("{\"type\":\"device.offline\",\"user_id\":42}", 0);
     assert_int_equal(ev.type, PUSH_EV_DEVICE);
     assert_int_equal(ev.account_id, 42);
+    /* Whatever else befalls a device goes to its owner too. */
+    ev = event("{\"type\":\"device.revoked\",\"device_id\":\"d\",\"user_id\":\"7\"}", 0);
+    assert_int_equal(ev.type, PUSH_EV_DEVICE);
+    assert_int_equal(ev.account_id, 7);
+    assert_int_equal(event("{\"type\":\"devices.online\",\"user_id\":7}", 0).type,
+                     PUSH_EV_IGNORED);
     const char *no_owner[] = {
         "{\"type\":\"device.online\"}",
         "{\"type\":\"device.online\",\"user_id\":\"\"}",
