@@ -163,14 +163,14 @@ static void on_updated(http_request_t *req, const PGresult *res)
     int revoked = PQgetvalue(res, 0, ACCOUNT_NCOLUMNS)[0] == 't';
     api_audit(req, u->event, "ok", id,
               u->changes != NULL ? json_pack("{s:O}", "changes", u->changes) : NULL);
-    account_t a;
-    if (revoked && account_from_row(&a, res, 0, 0) == 0) {
-        /* Its open sockets close too; sessions issued from now on (a new epoch) are spared. */
-        push_publish_sessions_revoked(api_app(req), id, a.session_epoch);
-        account_clear(&a);
-    }
     if (revoked) {
         session_revoke_all(api_app(req), id);
+        /* Its open sockets close too; sessions issued from now on (a new epoch) are spared. */
+        account_t a;
+        if (account_from_row(&a, res, 0, 0) == 0) {
+            push_publish_sessions_revoked(api_app(req), id, a.session_epoch);
+            account_clear(&a);
+        }
         api_audit(req, "session_revoked", "ok", id, json_pack("{s:s}", "reason", u->event));
     }
     reply_agent(req, 200, res);

@@ -60,7 +60,8 @@ static const cfg_var_t vars[] = {
      "1 allows non-Secure cookies and http:// issuers (development only)"},
     {"EDGEGATE_LOG_LEVEL", "info", 0, cfg_check_log_level, "debug, info, warn or error"},
     {"EDGEGATE_WS_KEEPALIVE", "30", 0, check_ws_keepalive,
-     "seconds between pings and session re-checks on /ws sockets; silent for two: closed"},
+     "seconds between pings and session re-checks on /ws sockets (a socket silent through a "
+     "ping is closed)"},
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
