@@ -517,12 +517,16 @@ def test_mfa_reset_event_tells_the_accounts_consoles_then_closes_them():
                 eq(await recv_json(ws), {"type": "mfa.reset", "account_id": team.agent1_id})
                 eq(await close_of(ws), (4001, "MFA reset"))
             await ping_pong(other)
-            # Events that are not ours, or malformed, change nothing.
-            publish({"type": "something.new"}, {"type": "mfa.reset"}, {"no": "type"})
+            # Events that are not ours, or malformed, change nothing; a marker published after
+            # them arrives once they have been handled (the channel keeps their order).
+            publish({"type": "something.new"}, {"type": "mfa.reset"}, {"no": "type"},
+                    {"type": "agent.status", "user_id": "marker", "status": "online"})
+            eq((await recv_json(other))["user_id"], "marker")
             await ping_pong(other)
             await other.close()
         run(scenario())
-        check("push.invalid_event" in dep.api.log_text(), "a malformed event is logged")
+        log = dep.api.log_text()
+        check("push.invalid_event" in log and "push.bad_event" in log, "malformed events logged")
 
 
 # ---- bounds ----
