@@ -5,6 +5,7 @@
 
 #include "api-server/device_presence.h"
 #include "api-server/guard.h"
+#include "api-server/push_hub.h"
 #include "api-server/routes.h"
 #include "common/daemon.h"
 #include "common/http_client.h"
@@ -23,7 +24,11 @@ api_app_t *api_app(const http_request_t *req)
  * pool) may call back after the clients are gone: it then finds NULL and answers 503. */
 static void on_redis_closed(void *arg)
 {
-    ((api_app_t *)arg)->redis = NULL;
+    api_app_t *app = arg;
+    app->redis = NULL;
+    /* Every socket closed with the HTTP server, and no channel message comes any more. */
+    push_hub_free(app->push);
+    app->push = NULL;
 }
 
 static void on_db_closed(void *arg)
@@ -83,6 +88,10 @@ int api_serve(const api_config_t *cfg)
         return 1;
     }
     device_presence_start(&app);
+    if ((app.push = push_hub_new(&app)) == NULL) {
+        log_error("api.start_failed", "reason=push");
+        return 1;
+    }
     size_t nroutes;
     const http_route_t *routes = api_routes(&nroutes);
     if (api_routes_check(routes, nroutes) < 0)

@@ -21,6 +21,7 @@ typedef struct api_app {
     redis *redis;
     http_server_t *http;
     mfa_keys_t *mfa_keys; /* TOTP secrets at rest, from EDGEGATE_MFA_KEY (+ retired keys) */
+    struct push_hub *push; /* real-time sockets (push_hub.h); freed after Redis is closed */
     int stopping;
 } api_app_t;
 

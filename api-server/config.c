@@ -32,6 +32,15 @@ static const char *check_redis_url(const char *v)
     return redis_url_error(v);
 }
 
+/* Beyond an hour a dead console would hold its socket for most of a working day. */
+static const char *check_ws_keepalive(const char *v)
+{
+    const char *why = cfg_check_positive_int(v);
+    if (why == NULL && cfg_int(v) > 3600)
+        why = "at most 3600 seconds";
+    return why;
+}
+
 static const cfg_var_t vars[] = {
     {"EDGEGATE_DATABASE_URL", NULL, CFG_REQUIRED | CFG_SECRET, check_database_url,
      "PostgreSQL connection (libpq URI or conninfo)"},
@@ -57,6 +66,9 @@ static const cfg_var_t vars[] = {
     {"EDGEGATE_LOG_LEVEL", "info", 0, cfg_check_log_level, "debug, info, warn or error"},
     {"EDGEGATE_HEARTBEAT_STALE_SECONDS", "300", 0, cfg_check_positive_int,
      "a monitored server silent this long is listed as stale"},
+    {"EDGEGATE_WS_KEEPALIVE", "30", 0, check_ws_keepalive,
+     "seconds between pings and session re-checks on /ws sockets (a socket silent through a "
+     "ping is closed)"},
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -79,6 +91,8 @@ int api_config_load(api_config_t *cfg, FILE *err)
     cfg->dev = strcmp(cfg_get(vars, NVARS, v, "EDGEGATE_DEV"), "1") == 0;
     cfg->log_level = cfg_get(vars, NVARS, v, "EDGEGATE_LOG_LEVEL");
     cfg->heartbeat_stale_s = cfg_int(cfg_get(vars, NVARS, v, "EDGEGATE_HEARTBEAT_STALE_SECONDS"));
+    cfg->ws_keepalive_ms =
+        1000u * (unsigned)cfg_int(cfg_get(vars, NVARS, v, "EDGEGATE_WS_KEEPALIVE"));
     return 0;
 }
 

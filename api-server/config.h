@@ -21,6 +21,7 @@ typedef struct api_config {
     int dev;
     const char *log_level;
     int heartbeat_stale_s;
+    unsigned ws_keepalive_ms; /* EDGEGATE_WS_KEEPALIVE */
 } api_config_t;
 
 int api_config_load(api_config_t *cfg, FILE *err);

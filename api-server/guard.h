@@ -3,6 +3,8 @@
  * context (request.h) and enforces the route's rule (routes.h) before the handler runs:
  *
  *   public     the handler runs
+ *   websocket  the handler runs and checks the session itself, the same way (principal.h),
+ *              answering a refusal with a WebSocket close 4001 instead of 401
  *   internal   the internal token (constant-time comparison), else 401
  *   signed-in, agent, admin:
  *     1. a credential: bearer token, or session cookie with a valid HMAC (a forged cookie
@@ -10,6 +12,7 @@
  *     2. the session in Redis, within its idle and absolute lifetimes     else 401
  *     3. the account in PostgreSQL, read for every request so that a disabled account or a
  *        revoked session (epoch moved on) stops working at once           else 401
+ *        (steps 2-3 are principal_check(), shared with the WebSocket routes)
  *     4. CSRF: a cookie-authenticated request whose method is not GET/HEAD/OPTIONS needs
  *        `Origin` equal to EDGEGATE_PUBLIC_ORIGIN                         else 403
  *     5. the role the route needs                                         else 403

@@ -62,4 +62,8 @@ void api_heartbeat_key(http_request_t *req);
 /* front_door.c: ANY /api/devices/{id}/proxy/{path...} */
 void api_device_proxy(http_request_t *req);
 
+/* push_routes.c: real-time WebSockets (they authenticate themselves: API_WEBSOCKET) */
+void api_ws_agent(http_request_t *req);
+void api_ws_h5(http_request_t *req);
+
 #endif

@@ -48,6 +48,8 @@ static const http_route_t routes[] = {
     API_ROUTE("PATCH", "/api/servers/{id}", api_server_update, API_SIGNED_IN),
     API_ROUTE("POST", "/api/server/heartbeat", api_heartbeat_challenge, API_PUBLIC),
     API_ROUTE("POST", "/api/server/heartbeat-v2", api_heartbeat_key, API_PUBLIC),
+    API_ROUTE("GET", "/ws/h5/{employee_id}", api_ws_h5, API_WEBSOCKET),
+    API_ROUTE("GET", "/ws/{agent_id}", api_ws_agent, API_WEBSOCKET),
 };
 
 const http_route_t *api_routes(size_t *n)
@@ -69,6 +71,8 @@ static const char *access_name(enum api_access access)
         return "agent";
     case API_ADMIN:
         return "admin";
+    case API_WEBSOCKET:
+        return "websocket";
     case API_ACCESS_UNSET:
         break;
     }

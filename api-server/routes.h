@@ -13,6 +13,9 @@
  *   API_SIGNED_IN  any signed-in account (session cookie or bearer token)
  *   API_AGENT      a signed-in operator: role agent or admin
  *   API_ADMIN      a signed-in admin
+ *   API_WEBSOCKET  a WebSocket route that authenticates the session itself (push_routes.c):
+ *                  a browser's WebSocket never sees an HTTP 401, so a refusal is an accepted
+ *                  upgrade closed with 4001 and a reason. The guard only attaches the context.
  * Device credentials (pairing exchange, heartbeats) get their own access kinds with the
  * issues that add those routes.
  *
@@ -35,6 +38,7 @@ enum api_access {
     API_SIGNED_IN,
     API_AGENT,
     API_ADMIN,
+    API_WEBSOCKET,
 };
 #define API_ACCESS_MASK 0xffu
 

@@ -746,6 +746,38 @@ static void request_assign_id(http_request_t *req)
     }
 }
 
+/*
+ * The request-target for the access log, with the value of a `token` query parameter replaced:
+ * WebSocket clients that cannot set headers may still send their credential as ?token=
+ * (deprecated), and a log must never hold one. Copies at most size - 1 bytes; returns the length.
+ */
+static size_t target_for_log(slice_t target, char *out, size_t size)
+{
+    size_t o = 0, i = 0;
+    int in_query = 0;
+    while (i < target.len && o + 1 < size) {
+        char ch = target.ptr[i];
+        if ((ch == '?' && !in_query) || (ch == '&' && in_query)) {
+            in_query = 1;
+            out[o++] = ch;
+            i++;
+            static const char name[] = "token=";
+            if (target.len - i >= sizeof(name) - 1 && memcmp(target.ptr + i, name, 6) == 0) {
+                static const char hidden[] = "token=[hidden]";
+                for (size_t k = 0; k < sizeof(hidden) - 1 && o + 1 < size; k++)
+                    out[o++] = hidden[k];
+                while (i < target.len && target.ptr[i] != '&')
+                    i++;
+            }
+            continue;
+        }
+        out[o++] = ch;
+        i++;
+    }
+    out[o] = '\0';
+    return o;
+}
+
 static void request_log(http_request_t *req, const http_conn_t *c)
 {
     http_server_t *s = req->server;
@@ -757,8 +789,9 @@ static void request_log(http_request_t *req, const http_conn_t *c)
     metric_observe(s->m_duration, secs);
     if (!s->cfg.access_log)
         return;
-    char path[256], method[24];
-    log_quote(path, sizeof(path), req->head.target.ptr, req->head.target.len);
+    char path[256], method[24], target[256];
+    size_t target_len = target_for_log(req->head.target, target, sizeof(target));
+    log_quote(path, sizeof(path), target, target_len);
     log_quote(method, sizeof(method), req->head.method.ptr, req->head.method.len);
     log_info("http.access", "server=%s rid=%s remote=%s method=%s target=%s status=%d bytes=%llu "
                             "ms=%.2f%s%s",

@@ -20,6 +20,7 @@ import time
 from harness import (BIN, INTERNAL_TOKEN, REDIS_PORT, REDIS_URL, ApiServer, base_env, check, eq,
                      fresh_database, migrate, pg_start, pg_stop, redis_start, redis_stop, request,
                      require_services, wait_until)
+from ws_kit import refusal
 
 # A Redis database of our own: flushing it cannot disturb state that other tests keep in db 0.
 REDIS_DB = "9"
@@ -464,7 +465,10 @@ def test_every_non_public_route_refuses_missing_forged_expired_and_underprivileg
     check(len(routes) >= 10, routes)
     rules = {r for _, _, _, r in routes}
     check(rules <= {"public", "internal", "signed-in", "agent", "admin", "admin+step-up",
-                    "agent+step-up", "signed-in+step-up"}, f"unknown rules: {rules}")
+                    "agent+step-up", "signed-in+step-up", "websocket"}, f"unknown rules: {rules}")
+    check({p for _, p, _, r in routes if r == "websocket"} == {"/ws/{agent_id}",
+                                                              "/ws/h5/{employee_id}"},
+          "only the real-time routes authenticate themselves")
     public = {(m, p) for m, p, _, r in routes if r == "public"}
     eq(public, PUBLIC_ROUTES, "a new public route must be added here on purpose")
 
@@ -500,10 +504,23 @@ def test_every_non_public_route_refuses_missing_forged_expired_and_underprivileg
                 "expired token": {"token": expired},
             }
             for who, kw in callers.items():
-                st, doc, _ = dep.call(method, path, body=body, **kw)
-                eq(st, 401, f"{what} with {who}: {doc}")
+                if rule == "websocket":
+                    # A browser's WebSocket cannot read a 401: the upgrade is accepted, then
+                    # closed with 4001 (test_push.py checks each reason).
+                    st, _, code, reason = refusal(dep.api.port, path, **kw)
+                    eq((st, code), (101, 4001), f"{what} with {who}: {reason}")
+                else:
+                    st, doc, _ = dep.call(method, path, body=body, **kw)
+                    eq(st, 401, f"{what} with {who}: {doc}")
                 checked += 1
             access = rule.split("+")[0]
+            if access == "websocket":
+                # Live sessions, but not of the account the path names (fresh ones: the walk
+                # has logged `plain` out on POST /api/auth/logout).
+                for who, token in (("an agent", dep.token("agent1", "agent1-password")),
+                                   ("a plain user", dep.token("plain", "plain-password"))):
+                    eq(refusal(dep.api.port, path, token=token)[2:],
+                       (4001, "Token-agent mismatch"), f"{what} with {who}'s session")
             if access == "internal":
                 eq(dep.status(method, path, token=admin), 401, f"{what}: a session is not the "
                    "internal token")
