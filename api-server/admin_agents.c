@@ -18,6 +18,7 @@
 #include "api-server/fields.h"
 #include "api-server/handlers.h"
 #include "api-server/password.h"
+#include "api-server/push_publish.h"
 #include "api-server/request.h"
 #include "api-server/session.h"
 #include "common/http_json.h"
@@ -164,6 +165,12 @@ static void on_updated(http_request_t *req, const PGresult *res)
               u->changes != NULL ? json_pack("{s:O}", "changes", u->changes) : NULL);
     if (revoked) {
         session_revoke_all(api_app(req), id);
+        /* Its open sockets close too; sessions issued from now on (a new epoch) are spared. */
+        account_t a;
+        if (account_from_row(&a, res, 0, 0) == 0) {
+            push_publish_sessions_revoked(api_app(req), id, a.session_epoch);
+            account_clear(&a);
+        }
         api_audit(req, "session_revoked", "ok", id, json_pack("{s:s}", "reason", u->event));
     }
     reply_agent(req, 200, res);

@@ -11,6 +11,7 @@
 #include "api-server/fields.h"
 #include "api-server/handlers.h"
 #include "api-server/password.h"
+#include "api-server/push_publish.h"
 #include "api-server/ratelimit.h"
 #include "api-server/request.h"
 #include "api-server/session.h"
@@ -34,6 +35,7 @@ static void on_status_set(http_request_t *req, const PGresult *res)
         api_reply_internal(req, "status update returned no account");
         return;
     }
+    push_publish_agent_status(api_app(req), &a);
     http_reply_json(req, 200, account_agent_json(&a, 0));
     account_clear(&a);
 }
@@ -137,6 +139,7 @@ static void on_stored(http_request_t *req, const PGresult *res)
     }
     /* The UPDATE bumped the session epoch: every session of the account, this one included,
      * is dead already. A new one replaces this one; the others' keys are deleted with it. */
+    push_publish_sessions_revoked(api_app(req), c->account.id, c->account.session_epoch);
     session_create(req, &c->account, 1, on_new_session);
 }
 

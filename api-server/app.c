@@ -6,6 +6,7 @@
 #include "api-server/device_presence.h"
 #include "api-server/guard.h"
 #include "api-server/oidc_provider.h"
+#include "api-server/push_hub.h"
 #include "api-server/routes.h"
 #include "common/daemon.h"
 #include "common/http_client.h"
@@ -24,7 +25,11 @@ api_app_t *api_app(const http_request_t *req)
  * pool) may call back after the clients are gone: it then finds NULL and answers 503. */
 static void on_redis_closed(void *arg)
 {
-    ((api_app_t *)arg)->redis = NULL;
+    api_app_t *app = arg;
+    app->redis = NULL;
+    /* Every socket closed with the HTTP server, and no channel message comes any more. */
+    push_hub_free(app->push);
+    app->push = NULL;
 }
 
 static void on_db_closed(void *arg)
@@ -42,9 +47,6 @@ static void on_http_closed(void *arg)
     app->oidc = NULL;
     pgpool_close(app->db, on_db_closed, app);
     redis_close(app->redis, on_redis_closed, app);
-    /* Every request is finished, so no internal-API call is in flight (they are bounded well
-     * within the grace period): the client's shared handles can go. */
-    http_client_cleanup();
     http_server_free(app->http);
     http_client_cleanup(); /* the front door's clients ended with their requests */
     daemon_signals_stop();
@@ -62,6 +64,16 @@ int api_serve(const api_config_t *cfg)
 {
     api_app_t app;
     memset(&app, 0, sizeof(app));
+    /* Before anything else exists: a bad key list is a configuration error (exit 2). */
+    const char *why;
+    app.mfa_keys = mfa_keys_new(cfg->mfa_key_b64, cfg->mfa_retired_keys_b64, &why);
+    if (app.mfa_keys == NULL) {
+        log_error("api.start_failed", "reason=mfa_keys error=\"%s\"", why);
+        return 2;
+    }
+    log_info("api.mfa_keys", "current_key_id=%s retired_keys=%zu require_admin=%d",
+             mfa_keys_current_id(app.mfa_keys), mfa_keys_retired_count(app.mfa_keys),
+             cfg->mfa_require_admin);
     uv_loop_t loop;
     uv_loop_init(&loop);
     app.loop = &loop;
@@ -87,6 +99,10 @@ int api_serve(const api_config_t *cfg)
         }
     }
     device_presence_start(&app);
+    if ((app.push = push_hub_new(&app)) == NULL) {
+        log_error("api.start_failed", "reason=push");
+        return 1;
+    }
     size_t nroutes;
     const http_route_t *routes = api_routes(&nroutes);
     if (api_routes_check(routes, nroutes) < 0)
@@ -106,6 +122,7 @@ int api_serve(const api_config_t *cfg)
     log_info("api.listening", "addr=%s port=%d", cfg->listen, http_server_port(app.http));
     daemon_signals_start(&loop, on_stop, &app);
     int leaked = daemon_run_loop(&loop);
+    mfa_keys_free(app.mfa_keys);
     log_info("api.stopped", "clean=%d", !leaked);
     return leaked ? 1 : 0;
 }

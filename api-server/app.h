@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "api-server/config.h"
+#include "api-server/mfa_keys.h"
 #include "common/http_server.h"
 #include "common/pgpool.h"
 #include "common/redis.h"
@@ -20,6 +21,8 @@ typedef struct api_app {
     redis *redis;
     http_server_t *http;
     struct oidc_provider *oidc; /* NULL when OIDC sign-in is off */
+    mfa_keys_t *mfa_keys; /* TOTP secrets at rest, from EDGEGATE_MFA_KEY (+ retired keys) */
+    struct push_hub *push; /* real-time sockets (push_hub.h); freed after Redis is closed */
     int stopping;
 } api_app_t;
 

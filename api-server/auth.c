@@ -12,6 +12,7 @@
 #include "api-server/db.h"
 #include "api-server/handlers.h"
 #include "api-server/oidc.h"
+#include "api-server/push_publish.h"
 #include "api-server/request.h"
 #include "api-server/session.h"
 #include "common/http_json.h"
@@ -37,7 +38,9 @@ void api_auth_me(http_request_t *req)
 
 static void on_logged_out(http_request_t *req)
 {
-    api_audit(req, "logout", "ok", api_principal(req)->account.id, NULL);
+    const api_principal_t *p = api_principal(req);
+    api_audit(req, "logout", "ok", p->account.id, NULL);
+    push_publish_session_ended(api_app(req), p->account.id, p->session_hash);
     char cookie[SESSION_SET_COOKIE_MAX];
     session_set_cookie_for(api_app(req), NULL, cookie);
     http_header_t h[1] = {{SLICE_LIT("Set-Cookie"), slice_from(cookie)}};

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api-server/oidc_config.h"
+#include "api-server/mfa_keys.h"
 #include "common/config.h"
 #include "common/pgpool.h"
 #include "common/redis.h"
@@ -32,6 +33,15 @@ static const char *check_redis_url(const char *v)
     return redis_url_error(v);
 }
 
+/* Beyond an hour a dead console would hold its socket for most of a working day. */
+static const char *check_ws_keepalive(const char *v)
+{
+    const char *why = cfg_check_positive_int(v);
+    if (why == NULL && cfg_int(v) > 3600)
+        why = "at most 3600 seconds";
+    return why;
+}
+
 static const cfg_var_t vars[] = {
     {"EDGEGATE_DATABASE_URL", NULL, CFG_REQUIRED | CFG_SECRET, check_database_url,
      "PostgreSQL connection (libpq URI or conninfo)"},
@@ -48,6 +58,10 @@ static const cfg_var_t vars[] = {
      "HMAC key of session cookies (>= 32 bytes)"},
     {"EDGEGATE_MFA_KEY", NULL, CFG_REQUIRED | CFG_SECRET, cfg_check_key32_b64,
      "AES-256-GCM key of TOTP secrets at rest (base64 of 32 bytes)"},
+    {"EDGEGATE_MFA_RETIRED_KEYS", NULL, CFG_OPTIONAL | CFG_SECRET, mfa_keys_list_error,
+     "earlier EDGEGATE_MFA_KEY values, comma-separated: read old secrets, re-encrypted on use"},
+    {"EDGEGATE_MFA_REQUIRE_ADMIN", "1", 0, cfg_check_bool,
+     "1: admin routes answer 403 until the admin has enabled MFA"},
     {"EDGEGATE_DEV", "0", 0, cfg_check_bool,
      "1 allows non-Secure cookies and http:// issuers (development only)"},
     {"EDGEGATE_LOG_LEVEL", "info", 0, cfg_check_log_level, "debug, info, warn or error"},
@@ -68,6 +82,9 @@ static const cfg_var_t vars[] = {
      "where the provider sends the browser after logout (registered at the provider)"},
     {"EDGEGATE_HEARTBEAT_STALE_SECONDS", "300", 0, cfg_check_positive_int,
      "a monitored server silent this long is listed as stale"},
+    {"EDGEGATE_WS_KEEPALIVE", "30", 0, check_ws_keepalive,
+     "seconds between pings and session re-checks on /ws sockets (a socket silent through a "
+     "ping is closed)"},
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -84,6 +101,9 @@ int api_config_load(api_config_t *cfg, FILE *err)
     cfg->public_origin = cfg_get(vars, NVARS, v, "EDGEGATE_PUBLIC_ORIGIN");
     cfg->session_secret = cfg_get(vars, NVARS, v, "EDGEGATE_SESSION_SECRET");
     cfg->mfa_key_b64 = cfg_get(vars, NVARS, v, "EDGEGATE_MFA_KEY");
+    cfg->mfa_retired_keys_b64 = cfg_get(vars, NVARS, v, "EDGEGATE_MFA_RETIRED_KEYS");
+    cfg->mfa_require_admin =
+        strcmp(cfg_get(vars, NVARS, v, "EDGEGATE_MFA_REQUIRE_ADMIN"), "1") == 0;
     cfg->dev = strcmp(cfg_get(vars, NVARS, v, "EDGEGATE_DEV"), "1") == 0;
     cfg->log_level = cfg_get(vars, NVARS, v, "EDGEGATE_LOG_LEVEL");
     cfg->oidc_issuer = cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_ISSUER");
@@ -96,6 +116,8 @@ int api_config_load(api_config_t *cfg, FILE *err)
     cfg->oidc_post_logout_redirect_uri =
         cfg_get(vars, NVARS, v, "EDGEGATE_OIDC_POST_LOGOUT_REDIRECT_URI");
     cfg->heartbeat_stale_s = cfg_int(cfg_get(vars, NVARS, v, "EDGEGATE_HEARTBEAT_STALE_SECONDS"));
+    cfg->ws_keepalive_ms =
+        1000u * (unsigned)cfg_int(cfg_get(vars, NVARS, v, "EDGEGATE_WS_KEEPALIVE"));
     return oidc_config_finish(cfg, err);
 }
 

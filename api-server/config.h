@@ -16,6 +16,8 @@ typedef struct api_config {
     const char *public_origin;
     const char *session_secret;
     const char *mfa_key_b64;
+    const char *mfa_retired_keys_b64; /* NULL: none */
+    int mfa_require_admin;            /* admin routes need the admin to have MFA enabled */
     int dev;
     const char *log_level;
     /* OIDC sign-in (oidc_config.h); oidc_issuer NULL: off */
@@ -28,6 +30,7 @@ typedef struct api_config {
     const char *oidc_ca_file;
     const char *oidc_post_logout_redirect_uri;
     int heartbeat_stale_s;
+    unsigned ws_keepalive_ms; /* EDGEGATE_WS_KEEPALIVE */
 } api_config_t;
 
 int api_config_load(api_config_t *cfg, FILE *err);

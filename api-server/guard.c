@@ -3,7 +3,8 @@
 #include <string.h>
 
 #include "api-server/app.h"
-#include "api-server/db.h"
+#include "api-server/mfa_mark.h"
+#include "api-server/principal.h"
 #include "api-server/request.h"
 #include "api-server/routes.h"
 #include "api-server/session.h"
@@ -47,26 +48,68 @@ static int role_ok(enum api_access access, unsigned roles)
     }
 }
 
-static void on_account(http_request_t *req, const PGresult *res)
+static void admit(http_request_t *req)
 {
+    api_request_signed_in(req);
+    http_request_route(req)->handler(req);
+}
+
+static void on_step_up_mark(http_request_t *req, int present)
+{
+    if (present) {
+        admit(req);
+        return;
+    }
+    const api_principal_t *p = api_request_principal_slot(req);
+    http_reply_error(req, 403, "MFA_REQUIRED",
+                     p->account.mfa_enabled
+                         ? "This action needs a recent MFA verification: POST /api/mfa/verify "
+                           "with a current code, then try again."
+                         : "This action needs MFA: enable it (POST /api/mfa/bind/start, then "
+                           "/api/mfa/bind/confirm), then try again.");
+}
+
+/* Steps 6 and 7 (guard.h): MFA enrolment for admin routes, the step-up mark. */
+static void check_mfa(http_request_t *req, const api_rule_t *rule)
+{
+    const api_principal_t *p = api_request_principal_slot(req);
+    if (api_rule_access(rule) == API_ADMIN && api_app(req)->cfg->mfa_require_admin &&
+        !p->account.mfa_enabled) {
+        http_reply_error(req, 403, "MFA_ENROLMENT_REQUIRED",
+                         "Admins must enable MFA before using admin routes: POST "
+                         "/api/mfa/bind/start, then /api/mfa/bind/confirm.");
+        return;
+    }
+    if (rule->rule & API_STEP_UP) {
+        mfa_mark_check(req, p->account.id, on_step_up_mark);
+        return;
+    }
+    admit(req);
+}
+
+static void on_principal(void *arg, const principal_result_t *r)
+{
+    http_request_t *req = arg;
+    switch (r->status) {
+    case PRINCIPAL_REFUSED:
+        unauthorized(req, r->reason);
+        return;
+    case PRINCIPAL_UNAVAILABLE:
+        api_reply_unavailable(req, r->reason, r->detail);
+        return;
+    case PRINCIPAL_FAILED: {
+        char q[240];
+        const char *detail = r->detail ? r->detail : "-";
+        log_error("auth.check_failed", "req=%s dependency=%s error=%s", http_request_id(req),
+                  r->reason, log_quote(q, sizeof(q), detail, strlen(detail)));
+        api_reply_internal(req, "session check failed");
+        return;
+    }
+    case PRINCIPAL_OK:
+        break;
+    }
     api_principal_t *p = api_request_principal_slot(req);
-    int64_t session_epoch = p->account.session_epoch; /* from the session, until overwritten */
-    if (PQntuples(res) != 1) {
-        unauthorized(req, "account_gone");
-        return;
-    }
-    if (account_from_row(&p->account, res, 0, 0) < 0) {
-        api_reply_unavailable(req, "memory", "account row");
-        return;
-    }
-    if (p->account.disabled) {
-        unauthorized(req, "account_disabled");
-        return;
-    }
-    if (p->account.session_epoch != session_epoch) {
-        unauthorized(req, "session_revoked");
-        return;
-    }
+    p->account = *r->account; /* the request's context owns it from here */
     if (p->via_cookie && !safe_method(req) && !api_origin_ok(req, 1)) {
         http_reply_error(req, 403, "CSRF_ORIGIN_MISMATCH",
                          "A request authenticated by the session cookie must come from the "
@@ -79,22 +122,7 @@ static void on_account(http_request_t *req, const PGresult *res)
         http_reply_error(req, 403, "FORBIDDEN", "This account may not do that.");
         return;
     }
-    api_request_signed_in(req);
-    route->handler(req);
-}
-
-static void on_session(http_request_t *req, const session_info_t *info)
-{
-    if (info == NULL) {
-        unauthorized(req, "no_session");
-        return;
-    }
-    api_principal_t *p = api_request_principal_slot(req);
-    p->account.id = info->account_id;
-    p->account.session_epoch = info->epoch;
-    char id[24];
-    const char *values[1] = {api_i64(info->account_id, id)};
-    api_db(req, on_account, "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = $1", 1, values);
+    check_mfa(req, rule);
 }
 
 static void authenticate(http_request_t *req)
@@ -111,7 +139,8 @@ static void authenticate(http_request_t *req)
     p->via_cookie = cred == SESSION_CRED_COOKIE;
     crypto_sha256_hex(id, SESSION_ID_LEN, p->session_hash);
     explicit_bzero(id, sizeof(id));
-    session_lookup(req, p->session_hash, on_session);
+    if (principal_check(api_app(req), p->session_hash, on_principal, req) < 0)
+        api_reply_unavailable(req, "redis", "command not accepted");
 }
 
 void api_dispatch(http_request_t *req, const http_route_t *route)
@@ -136,6 +165,9 @@ void api_dispatch(http_request_t *req, const http_route_t *route)
     case API_AGENT:
     case API_ADMIN:
         authenticate(req);
+        return;
+    case API_WEBSOCKET:
+        route->handler(req); /* it checks the session itself (push_routes.c) */
         return;
     case API_ACCESS_UNSET:
         break;

@@ -25,6 +25,16 @@ void api_admin_agent_create(http_request_t *req);
 void api_admin_agent_update(http_request_t *req);
 void api_admin_agent_disable(http_request_t *req);
 
+/* mfa.c: the signed-in account's own TOTP MFA */
+void api_mfa_status(http_request_t *req);
+void api_mfa_bind_start(http_request_t *req);
+void api_mfa_bind_confirm(http_request_t *req);
+void api_mfa_verify(http_request_t *req);
+void api_mfa_disable(http_request_t *req);
+
+/* admin_mfa.c: POST /api/admin/mfa/reset/{account} */
+void api_admin_mfa_reset(http_request_t *req);
+
 /* auth.c: the session of whoever is signed in */
 void api_auth_me(http_request_t *req);
 void api_auth_logout(http_request_t *req);
@@ -55,5 +65,9 @@ void api_device_proxy(http_request_t *req);
 /* oidc_login.c, oidc_callback.c: sign-in through the OpenID provider */
 void api_auth_login(http_request_t *req);
 void api_auth_callback(http_request_t *req);
+
+/* push_routes.c: real-time WebSockets (they authenticate themselves: API_WEBSOCKET) */
+void api_ws_agent(http_request_t *req);
+void api_ws_h5(http_request_t *req);
 
 #endif

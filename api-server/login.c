@@ -7,10 +7,14 @@
  * time and gets the same 401) → store a rehash of an old-format hash → second factor → new
  * session.
  *
+ * Second factor, for accounts with MFA on: without otp_code the answer is 200
+ * {require_otp: true} and no session (the console asks for the code and sends both again);
+ * with one, the code goes through mfa_code.h (one use per code, 5 failures per 15 minutes per
+ * account, 401 INVALID_OTP_CODE) and counts as an MFA verification: the new session comes with
+ * the step-up mark set.
+ *
  * Any account with a password may sign in here (plain `user` accounts get a session like
- * anyone; the agent routes then answer 403 for them). The second-factor step is where the MFA
- * issue adds `require_otp` / otp_code checking; until then an account with MFA switched on is
- * refused (403 MFA_UNAVAILABLE) rather than let in on its password alone.
+ * anyone; the agent routes then answer 403 for them).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +25,8 @@
 #include "api-server/fields.h"
 #include "api-server/guard.h"
 #include "api-server/handlers.h"
+#include "api-server/mfa_code.h"
+#include "api-server/mfa_mark.h"
 #include "api-server/password.h"
 #include "api-server/ratelimit.h"
 #include "api-server/request.h"
@@ -43,12 +49,14 @@ typedef struct login {
     char *stored_hash; /* what the password is checked against; NULL: the dummy */
     char *new_hash;    /* a rehash to store before the session is issued */
     const char *refusal; /* why verification was bound to fail: for the audit row */
+    char session_id[SESSION_ID_LEN + 1]; /* issued after a code, until the mark is set */
 } login_t;
 
 static void login_free(void *state)
 {
     login_t *l = state;
     account_clear(&l->account);
+    explicit_bzero(l->session_id, sizeof(l->session_id));
     free(l->stored_hash);
     free(l->new_hash);
 }
@@ -65,18 +73,44 @@ static void on_session(http_request_t *req, const char *id)
     session_reply(req, id, &l->account);
 }
 
-/* The password checked out. The second factor goes here (MFA issue). */
+static void on_mfa_session_marked(http_request_t *req, int present)
+{
+    (void)present;
+    login_t *l = api_state(req);
+    api_audit(req, "login", "ok", l->account.id, json_pack("{s:b}", "mfa", 1));
+    session_reply(req, l->session_id, &l->account);
+    explicit_bzero(l->session_id, sizeof(l->session_id));
+}
+
+static void on_mfa_session(http_request_t *req, const char *id)
+{
+    login_t *l = api_state(req);
+    memcpy(l->session_id, id, sizeof(l->session_id));
+    mfa_mark_set(req, l->account.id, on_mfa_session_marked);
+}
+
+static void on_code_accepted(http_request_t *req, const mfa_accepted_t *accepted)
+{
+    (void)accepted;
+    login_t *l = api_state(req);
+    session_create(req, &l->account, 0, on_mfa_session);
+}
+
+/* The password checked out: the second factor, when the account has one. */
 static void after_password(http_request_t *req)
 {
     login_t *l = api_state(req);
-    if (l->account.mfa_enabled) {
-        api_audit(req, "login", "denied", l->account.id, detail(l, "mfa_unavailable"));
-        http_reply_error(req, 403, "MFA_UNAVAILABLE",
-                         "This account requires a one-time code, which this server does not "
-                         "check yet; ask an administrator.");
+    if (!l->account.mfa_enabled) {
+        session_create(req, &l->account, 0, on_session);
         return;
     }
-    session_create(req, &l->account, 0, on_session);
+    if (!l->in[F_OTP].present) {
+        api_audit(req, "login", "denied", l->account.id, detail(l, "otp_required"));
+        http_reply_json(req, 200, json_pack("{s:b}", "require_otp", 1));
+        return;
+    }
+    mfa_code_accept(req, l->account.id, l->in[F_OTP].str, l->in[F_OTP].len, MFA_USE_LOGIN,
+                    on_code_accepted);
 }
 
 static void on_rehashed(http_request_t *req, const PGresult *res)

@@ -11,6 +11,7 @@
 #ifndef EDGEGATE_API_RATELIMIT_H
 #define EDGEGATE_API_RATELIMIT_H
 
+#include "api-server/app.h"
 #include "common/http_server.h"
 
 typedef struct ratelimit_result {
@@ -24,5 +25,18 @@ typedef void (*ratelimit_cb)(http_request_t *req, const ratelimit_result_t *r);
 /* Counts one attempt against ratelimit:<what>:<key>, allowing limit per window_s seconds. */
 void ratelimit_hit(http_request_t *req, const char *what, const char *key, int limit,
                    int window_s, ratelimit_cb cb);
+/* The same for modules that carry their own context. Unlike ratelimit_hit, cb also runs when
+ * the request was answered without a count (Redis down: 503), with r NULL, so that arg can be
+ * released; the caller then does nothing else with the request. */
+typedef void (*ratelimit_arg_cb)(http_request_t *req, const ratelimit_result_t *r, void *arg);
+void ratelimit_hit_arg(http_request_t *req, const char *what, const char *key, int limit,
+                       int window_s, ratelimit_arg_cb cb, void *arg);
+
+/*
+ * Gives one counted attempt back (never below zero, never creating a counter). A limit on
+ * *failures* counts every attempt first, so that many guesses sent at once are bounded too,
+ * then refunds the attempts that succeeded. Not request-bound: a failure is only logged.
+ */
+void ratelimit_refund(api_app_t *app, const char *what, const char *key);
 
 #endif

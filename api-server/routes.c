@@ -13,7 +13,7 @@ static const http_route_t routes[] = {
     API_ROUTE("GET", "/api/agents/me", api_agents_me, API_AGENT),
     API_ROUTE("PUT", "/api/agents/me/status", api_agents_set_status, API_AGENT),
     API_ROUTE("GET", "/api/agents", api_agents_list, API_AGENT),
-    API_ROUTE("POST", "/api/agents/password", api_agents_password, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/agents/password", api_agents_password, API_SIGNED_IN | API_STEP_UP),
 
     API_ROUTE("POST", "/api/admin/agents", api_admin_agent_create, API_ADMIN | API_STEP_UP),
     API_ROUTE("PATCH", "/api/admin/agents/{user_id}", api_admin_agent_update,
@@ -24,6 +24,13 @@ static const http_route_t routes[] = {
     /* Request bodies for devices stream through as they arrive, up to 1 GiB (firmware). */
     API_ROUTE_STREAM("*", "/api/devices/{id}/proxy/{path...}", api_device_proxy, API_SIGNED_IN,
                      1024u * 1024 * 1024),
+    API_ROUTE("GET", "/api/mfa/status", api_mfa_status, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/mfa/bind/start", api_mfa_bind_start, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/mfa/bind/confirm", api_mfa_bind_confirm, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/mfa/verify", api_mfa_verify, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/mfa/disable", api_mfa_disable, API_SIGNED_IN),
+    API_ROUTE("POST", "/api/admin/mfa/reset/{account}", api_admin_mfa_reset,
+              API_ADMIN | API_STEP_UP),
 
     API_ROUTE("GET", "/api/auth/login", api_auth_login, API_PUBLIC),
     API_ROUTE("GET", "/api/auth/callback", api_auth_callback, API_PUBLIC),
@@ -43,6 +50,8 @@ static const http_route_t routes[] = {
     API_ROUTE("PATCH", "/api/servers/{id}", api_server_update, API_SIGNED_IN),
     API_ROUTE("POST", "/api/server/heartbeat", api_heartbeat_challenge, API_PUBLIC),
     API_ROUTE("POST", "/api/server/heartbeat-v2", api_heartbeat_key, API_PUBLIC),
+    API_ROUTE("GET", "/ws/h5/{employee_id}", api_ws_h5, API_WEBSOCKET),
+    API_ROUTE("GET", "/ws/{agent_id}", api_ws_agent, API_WEBSOCKET),
 };
 
 const http_route_t *api_routes(size_t *n)
@@ -64,6 +73,8 @@ static const char *access_name(enum api_access access)
         return "agent";
     case API_ADMIN:
         return "admin";
+    case API_WEBSOCKET:
+        return "websocket";
     case API_ACCESS_UNSET:
         break;
     }

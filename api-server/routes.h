@@ -13,13 +13,16 @@
  *   API_SIGNED_IN  any signed-in account (session cookie or bearer token)
  *   API_AGENT      a signed-in operator: role agent or admin
  *   API_ADMIN      a signed-in admin
+ *   API_WEBSOCKET  a WebSocket route that authenticates the session itself (push_routes.c):
+ *                  a browser's WebSocket never sees an HTTP 401, so a refusal is an accepted
+ *                  upgrade closed with 4001 and a reason. The guard only attaches the context.
  * Device credentials (pairing exchange, heartbeats) get their own access kinds with the
  * issues that add those routes.
  *
  * Flags:
- *   API_STEP_UP    the route needs a recent MFA verification (`mfa:verified:<account>`).
- *                  Declared and marked now; NOT ENFORCED YET — the MFA issue adds the check
- *                  to the guard. Until then such routes are guarded by their access alone.
+ *   API_STEP_UP    the route needs a recent MFA verification (`mfa:verified:<account>`,
+ *                  see guard.h), else 403 MFA_REQUIRED: admin routes, password change,
+ *                  device revocation.
  */
 #ifndef EDGEGATE_API_ROUTES_H
 #define EDGEGATE_API_ROUTES_H
@@ -35,6 +38,7 @@ enum api_access {
     API_SIGNED_IN,
     API_AGENT,
     API_ADMIN,
+    API_WEBSOCKET,
 };
 #define API_ACCESS_MASK 0xffu
 

@@ -96,7 +96,6 @@ typedef struct pending {
     http_request_t *req;
     union {
         session_created_cb created;
-        session_found_cb found;
         session_done_cb done;
     } cb;
     char id[SESSION_ID_LEN + 1];
@@ -161,36 +160,54 @@ void session_create(http_request_t *req, const account_t *account, int revoke_ot
     eval(p, on_created, (int)(sizeof(argv) / sizeof(argv[0])), argv);
 }
 
-static void on_lookup(void *arg, redisReply *reply, const char *error)
+typedef struct finding {
+    session_find_cb cb;
+    void *arg;
+} finding_t;
+
+static void on_found(void *arg, redisReply *reply, const char *error)
 {
-    pending_t *p = arg;
-    if (!api_redis_failed(p->req, reply, error)) {
-        session_info_t info;
-        int found = reply->type == REDIS_REPLY_ARRAY && reply->elements == 3;
-        for (size_t i = 0; found && i < 3; i++)
-            found = reply->element[i]->type == REDIS_REPLY_STRING;
-        if (found) {
-            info.account_id = strtoll(reply->element[0]->str, NULL, 10);
-            info.epoch = strtoll(reply->element[1]->str, NULL, 10);
-            info.created = strtoll(reply->element[2]->str, NULL, 10);
-        }
-        p->cb.found(p->req, found ? &info : NULL);
+    finding_t f = *(finding_t *)arg;
+    free(arg);
+    if (error != NULL) {
+        f.cb(f.arg, SESSION_UNAVAILABLE, NULL, error);
+        return;
     }
-    free(p);
+    if (reply->type == REDIS_REPLY_ERROR) {
+        f.cb(f.arg, SESSION_FAILED, NULL, reply->str);
+        return;
+    }
+    int found = reply->type == REDIS_REPLY_ARRAY && reply->elements == 3;
+    for (size_t i = 0; found && i < 3; i++)
+        found = reply->element[i]->type == REDIS_REPLY_STRING;
+    if (!found) {
+        f.cb(f.arg, SESSION_NOT_FOUND, NULL, NULL);
+        return;
+    }
+    session_info_t info = {
+        .account_id = strtoll(reply->element[0]->str, NULL, 10),
+        .epoch = strtoll(reply->element[1]->str, NULL, 10),
+        .created = strtoll(reply->element[2]->str, NULL, 10),
+    };
+    f.cb(f.arg, SESSION_FOUND, &info, NULL);
 }
 
-void session_lookup(http_request_t *req, const char *hash, session_found_cb cb)
+int session_find(api_app_t *app, const char *hash, session_find_cb cb, void *arg)
 {
-    pending_t *p = pending_new(req);
-    if (p == NULL)
-        return;
-    p->cb.found = cb;
+    finding_t *f = malloc(sizeof(*f));
+    if (f == NULL)
+        return -1;
+    *f = (finding_t){cb, arg};
     char skey[SESSION_KEY_MAX], now[24], idle[24], life[24];
     session_key(hash, skey);
     const char *argv[] = {"EVAL", lookup_script, "1", skey, now_text(now),
                           api_i64(SESSION_IDLE_SECONDS, idle),
                           api_i64(SESSION_ABSOLUTE_SECONDS, life)};
-    eval(p, on_lookup, (int)(sizeof(argv) / sizeof(argv[0])), argv);
+    if (api_redis_send(app, on_found, f, (int)(sizeof(argv) / sizeof(argv[0])), argv) < 0) {
+        free(f);
+        return -1;
+    }
+    return 0;
 }
 
 static void on_deleted(void *arg, redisReply *reply, const char *error)

@@ -19,7 +19,9 @@
  * and every role change bumps the epoch anyway.
  *
  * Request-bound calls answer 503 themselves when Redis does not answer (fail closed) and then
- * do not call back; times are wall-clock seconds.
+ * do not call back; session_find, which is not tied to a request (the WebSocket routes check a
+ * session long after its request is gone), reports the failure instead. Times are wall-clock
+ * seconds.
  */
 #ifndef EDGEGATE_API_SESSION_H
 #define EDGEGATE_API_SESSION_H
@@ -43,8 +45,15 @@ typedef struct session_info {
 
 /* id: the new session id (the bearer token), valid during the call only. */
 typedef void (*session_created_cb)(http_request_t *req, const char *id);
-/* info NULL: no such session (never existed, expired, logged out, revoked). */
-typedef void (*session_found_cb)(http_request_t *req, const session_info_t *info);
+enum session_find_status {
+    SESSION_FOUND,
+    SESSION_NOT_FOUND,   /* never existed, expired, logged out, revoked */
+    SESSION_UNAVAILABLE, /* Redis did not answer (error says why): fail closed */
+    SESSION_FAILED,      /* Redis answered with an error (error is its text): a bug */
+};
+/* info: set when FOUND, valid during the call only. */
+typedef void (*session_find_cb)(void *arg, enum session_find_status status,
+                                const session_info_t *info, const char *error);
 typedef void (*session_done_cb)(http_request_t *req);
 
 /*
@@ -54,8 +63,12 @@ typedef void (*session_done_cb)(http_request_t *req);
  */
 void session_create(http_request_t *req, const account_t *account, int revoke_others,
                     session_created_cb cb);
-/* Finds the session by the hash of its id and marks it used (idle timer restarted). */
-void session_lookup(http_request_t *req, const char *hash, session_found_cb cb);
+/*
+ * Finds the session by the hash of its id and marks it used (idle timer restarted). Returns 0
+ * when the command was sent (cb runs exactly once, later), or -1 (cb never runs): treat that as
+ * SESSION_UNAVAILABLE.
+ */
+int session_find(api_app_t *app, const char *hash, session_find_cb cb, void *arg);
 /* Ends one session (logout). */
 void session_delete(http_request_t *req, int64_t account_id, const char *hash,
                     session_done_cb cb);

@@ -746,39 +746,51 @@ static void request_assign_id(http_request_t *req)
     }
 }
 
-/* Query parameters whose values are credentials: an OIDC callback's code, a tunnel's deprecated
- * ?token=, ... The access log shows that they were there, not what they were. */
-static int secret_param(const char *name, size_t len)
+/* Query parameters whose values are credentials: `token` (WebSocket and tunnel clients that
+ * cannot set headers), an OIDC callback's authorization `code`, ... Returns the length of
+ * "name=" when the parameter at p (len bytes left) is one of them, else 0. */
+static size_t secret_param(const char *p, size_t len)
 {
-    static const char *const names[] = {"code", "token", "access_token", "id_token",
-                                        "id_token_hint", "refresh_token", "client_secret"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
-            return 1;
+    static const char *const names[] = {"token=", "code=", "access_token=", "id_token=",
+                                        "id_token_hint=", "refresh_token=", "client_secret="};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t n = strlen(names[i]);
+        if (len >= n && memcmp(p, names[i], n) == 0)
+            return n;
+    }
     return 0;
 }
 
-/* The request target for the access log, secret query values replaced by "...". */
-static slice_t loggable_target(slice_t target, char *out, size_t size)
+/*
+ * The request-target for the access log, with the values of credential query parameters
+ * (secret_param) replaced: a log must never hold one. Copies at most size - 1 bytes; returns
+ * the length.
+ */
+static size_t target_for_log(slice_t target, char *out, size_t size)
 {
-    const char *q = memchr(target.ptr, '?', target.len);
-    if (q == NULL)
-        return target;
-    size_t n = (size_t)(q + 1 - target.ptr), i = n;
-    if (n >= size)
-        return (slice_t){target.ptr, n - 1};
-    memcpy(out, target.ptr, n);
-    while (i < target.len && n < size) {
-        const char *p = target.ptr + i, *amp = memchr(p, '&', target.len - i);
-        size_t len = amp ? (size_t)(amp - p) : target.len - i;
-        const char *eq = memchr(p, '=', len);
-        size_t keep = eq != NULL && secret_param(p, (size_t)(eq - p)) ? (size_t)(eq + 1 - p) : len;
-        int written = snprintf(out + n, size - n, "%.*s%s%s", (int)keep, p, keep < len ? "..." : "",
-                               amp ? "&" : "");
-        n += written > 0 ? (size_t)written : 0;
-        i += len + 1;
+    size_t o = 0, i = 0;
+    int in_query = 0;
+    while (i < target.len && o + 1 < size) {
+        char ch = target.ptr[i];
+        if ((ch == '?' && !in_query) || (ch == '&' && in_query)) {
+            in_query = 1;
+            out[o++] = ch;
+            i++;
+            size_t name = secret_param(target.ptr + i, target.len - i);
+            if (name > 0) {
+                static const char hidden[] = "[hidden]";
+                for (size_t k = 0; k < name + sizeof(hidden) - 1 && o + 1 < size; k++)
+                    out[o++] = k < name ? target.ptr[i + k] : hidden[k - name];
+                while (i < target.len && target.ptr[i] != '&')
+                    i++;
+            }
+            continue;
+        }
+        out[o++] = ch;
+        i++;
     }
-    return (slice_t){out, n < size ? n : size - 1};
+    out[o] = '\0';
+    return o;
 }
 
 static void request_log(http_request_t *req, const http_conn_t *c)
@@ -792,9 +804,9 @@ static void request_log(http_request_t *req, const http_conn_t *c)
     metric_observe(s->m_duration, secs);
     if (!s->cfg.access_log)
         return;
-    char path[256], method[24], target_buf[256];
-    slice_t target = loggable_target(req->head.target, target_buf, sizeof(target_buf));
-    log_quote(path, sizeof(path), target.ptr, target.len);
+    char path[256], method[24], target[256];
+    size_t target_len = target_for_log(req->head.target, target, sizeof(target));
+    log_quote(path, sizeof(path), target, target_len);
     log_quote(method, sizeof(method), req->head.method.ptr, req->head.method.len);
     log_info("http.access", "server=%s rid=%s remote=%s method=%s target=%s status=%d bytes=%llu "
                             "ms=%.2f%s%s",

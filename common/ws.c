@@ -8,6 +8,7 @@
 #include <wslay/wslay.h>
 
 #include "common/crypto.h"
+#include "common/http_json.h"
 #include "common/log.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -541,6 +542,43 @@ ws_t *ws_accept(http_request_t *req, const char *protocol, const ws_options_t *o
     ws->conn = conn;
     ws->transport_arg = conn;
     return ws;
+}
+
+slice_t ws_bearer_protocol(slice_t list, slice_t *token)
+{
+    size_t i = 0;
+    while (i < list.len) {
+        while (i < list.len && (list.ptr[i] == ' ' || list.ptr[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < list.len && list.ptr[i] != ',' && list.ptr[i] != ' ')
+            i++;
+        slice_t item = {list.ptr + start, i - start};
+        if (item.len > 7 && memcmp(item.ptr, "bearer.", 7) == 0) {
+            *token = (slice_t){item.ptr + 7, item.len - 7};
+            return item;
+        }
+    }
+    return SLICE_NULL;
+}
+
+enum ws_token_source ws_request_token(const http_request_t *req, slice_t *token, slice_t *protocol,
+                                      char *query_buf, size_t query_size)
+{
+    *token = SLICE_NULL;
+    *protocol = ws_bearer_protocol(http_request_header(req, "sec-websocket-protocol"), token);
+    if (protocol->ptr != NULL)
+        return WS_TOKEN_PROTOCOL;
+    *token = http_bearer_token(req);
+    if (token->ptr != NULL)
+        return WS_TOKEN_AUTHORIZATION;
+    long n = http_request_query(req, "token", query_buf, query_size);
+    if (n > 0 || n == -2) {
+        *token = (slice_t){query_buf, n > 0 ? (size_t)n : 0};
+        return WS_TOKEN_QUERY;
+    }
+    *token = SLICE_NULL;
+    return WS_TOKEN_NONE;
 }
 
 /* ---- client side ---- */

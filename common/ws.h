@@ -68,6 +68,29 @@ typedef struct ws_options {
 ws_t *ws_accept(http_request_t *req, const char *protocol, const ws_options_t *opts,
                 const ws_callbacks_t *cb, void *arg);
 
+/* Where the bearer credential of an upgrade request was found (ws_request_token). */
+enum ws_token_source {
+    WS_TOKEN_NONE,
+    WS_TOKEN_PROTOCOL,      /* Sec-WebSocket-Protocol: bearer.<token> */
+    WS_TOKEN_AUTHORIZATION, /* Authorization: Bearer <token> */
+    WS_TOKEN_QUERY,         /* ?token=<token>: deprecated (it ends up in proxies' logs) */
+};
+
+/*
+ * The bearer credential of an upgrade request, in the order browsers and agents can send it.
+ * Browsers cannot set headers on a WebSocket, so they offer `bearer.<token>` as a subprotocol;
+ * the 101 must then echo that very entry or the browser aborts: *protocol is set to it
+ * (SLICE_NULL otherwise). Then `Authorization: Bearer`, then `?token=`, which is percent-decoded
+ * into query_buf: a value that does not fit (or decodes to a NUL) gives WS_TOKEN_QUERY with an
+ * empty token. Other slices point into the request and live until it is finished.
+ */
+enum ws_token_source ws_request_token(const http_request_t *req, slice_t *token, slice_t *protocol,
+                                      char *query_buf, size_t query_size);
+
+/* The `bearer.<token>` entry of a comma-separated Sec-WebSocket-Protocol list, or SLICE_NULL;
+ * *token is set to the part after "bearer.". */
+slice_t ws_bearer_protocol(slice_t list, slice_t *token);
+
 /* ---- client side ---- */
 
 /* How a client ws writes to and controls its transport. */

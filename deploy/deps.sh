@@ -15,6 +15,7 @@ PACKAGES="
   golang-go golang-github-hashicorp-yamux-dev golang-github-gorilla-websocket-dev
   wrk nginx-light
   docker-compose python3-yaml nodejs
+  chromium chromium-driver python3-selenium
 "
 
 missing=""

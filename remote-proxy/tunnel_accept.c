@@ -27,25 +27,6 @@ typedef struct pending {
 
 static metric_t *m_refused, *m_query_token;
 
-/* Finds "bearer.<token>" in a comma-separated Sec-WebSocket-Protocol list. */
-static slice_t bearer_protocol(slice_t list, slice_t *token)
-{
-    size_t i = 0;
-    while (i < list.len) {
-        while (i < list.len && (list.ptr[i] == ' ' || list.ptr[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < list.len && list.ptr[i] != ',' && list.ptr[i] != ' ')
-            i++;
-        slice_t item = {list.ptr + start, i - start};
-        if (item.len > 7 && memcmp(item.ptr, "bearer.", 7) == 0) {
-            *token = (slice_t){item.ptr + 7, item.len - 7};
-            return item;
-        }
-    }
-    return SLICE_NULL;
-}
-
 static void refuse(http_request_t *req, int status, const char *code, const char *message)
 {
     metric_inc(m_refused);
@@ -120,25 +101,17 @@ void proxy_tunnel_connect(http_request_t *req)
     }
     http_request_set_data(req, p, free);
     p->req = req;
-    slice_t token = SLICE_NULL;
-    slice_t proto = bearer_protocol(http_request_header(req, "sec-websocket-protocol"), &token);
-    if (proto.ptr != NULL) {
-        if (proto.len < sizeof(p->protocol))
-            memcpy(p->protocol, proto.ptr, proto.len);
-    } else {
-        token = http_bearer_token(req);
-    }
-    if (token.ptr != NULL && token.len <= MAX_TOKEN) {
-        memcpy(p->token, token.ptr, token.len);
+    slice_t token, proto;
+    enum ws_token_source source = ws_request_token(req, &token, &proto, p->token, sizeof(p->token));
+    if (proto.ptr != NULL && proto.len < sizeof(p->protocol))
+        memcpy(p->protocol, proto.ptr, proto.len);
+    if (token.len > 0 && token.len <= MAX_TOKEN) {
+        memmove(p->token, token.ptr, token.len); /* ?token= was decoded into p->token itself */
         p->token_len = token.len;
-    } else if (token.ptr == NULL) {
-        long n = http_request_query(req, "token", p->token, sizeof(p->token));
-        if (n > 0) {
-            p->token_len = (size_t)n;
-            metric_inc(m_query_token);
-            log_info("tunnel.deprecated_query_token", "remote=%s",
-                     http_request_remote_addr(req));
-        }
+    }
+    if (source == WS_TOKEN_QUERY && p->token_len > 0) {
+        metric_inc(m_query_token);
+        log_info("tunnel.deprecated_query_token", "remote=%s", http_request_remote_addr(req));
     }
     if (p->token_len == 0) {
         refuse(req, 401, "MISSING_CREDENTIAL", "A device credential is required.");

@@ -55,11 +55,14 @@ class Stack(Deployment):
             if self.proxy is not None:
                 self.proxy.__exit__(*exc)
 
-    def user(self, login, password=None):
-        """A plain (role user) account, signed in: (account id, bearer token)."""
+    def user(self, login, password=None, mfa=False):
+        """A plain (role user) account, signed in: (account id, bearer token). mfa: with TOTP
+        bound and just verified, as revoking a device (a step-up route) needs."""
         password = password or login + "-password"
         self.add_plain_user(login, password)
         account = int(self.sql(f"SELECT id FROM accounts WHERE login = '{login}'"))
+        if mfa:
+            return account, self.mfa_token(login, password)
         return account, self.token(login, password)
 
     def pairing_code(self, token):

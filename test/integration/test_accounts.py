@@ -4,6 +4,9 @@ Every test has its own database (fresh_database + migrate) and its own empty Red
 (REDIS_DB, flushed at the start), so tests are independent of each other and of other modules'
 tests. Admins come from `api-server create-admin` (password on stdin), agents from the admin
 API, plain users and old-system hashes from SQL, as they would in a real deployment.
+
+Admin routes and the password change are MFA step-up routes (test_mfa.py): tests that use them
+bind TOTP for the account through the API first, with codes from oathtool (Deployment.mfa_token).
 """
 import base64
 import hashlib
@@ -17,6 +20,7 @@ import time
 from harness import (BIN, INTERNAL_TOKEN, REDIS_PORT, REDIS_URL, ApiServer, base_env, check, eq,
                      fresh_database, migrate, pg_start, pg_stop, redis_start, redis_stop, request,
                      require_services, wait_until)
+from ws_kit import refusal
 
 # A Redis database of our own: flushing it cannot disturb state that other tests keep in db 0.
 REDIS_DB = "9"
@@ -39,6 +43,14 @@ def rcli(*args):
 
 def session_key(token):
     return "session:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def totp(secret, at=None):
+    """The TOTP code of a base32 secret, from oathtool (not our code), at unix time `at`."""
+    argv = ["oathtool", "--totp", "--base32", secret]
+    if at is not None:
+        argv += ["-N", f"@{int(at)}"]
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def create_admin(database_url, login, password, name=None):
@@ -66,6 +78,7 @@ class Deployment:
         e = {"EDGEGATE_REDIS_URL": REDIS_URL.rsplit("/", 1)[0] + "/" + REDIS_DB}
         e.update(env or {})
         self.api = ApiServer(self.url, env=e)
+        self.totp_secrets = {}  # login -> base32 secret, for accounts whose MFA a test bound
 
     def __enter__(self):
         self.api.start()
@@ -105,15 +118,38 @@ class Deployment:
     def status(self, method, path, **kw):
         return self.call(method, path, **kw)[0]
 
-    def login(self, user, password, **kw):
-        return self.call("POST", "/api/agents/login", body={"user_id": user, "password": password},
-                         **kw)
+    def login(self, user, password, otp=None, **kw):
+        body = {"user_id": user, "password": password}
+        if otp is not None:
+            body["otp_code"] = otp
+        return self.call("POST", "/api/agents/login", body=body, **kw)
 
     def signed_in(self, user, password):
         """A sign-in as set-up, not as the thing tested: it does not count against the
-        rate limit (which has its own test)."""
+        rate limit, nor against the one-use rule of TOTP codes (each has its own test)."""
         rcli("DEL", "ratelimit:login:127.0.0.1")
-        return self.login(user, password)
+        secret = self.totp_secrets.get(user)
+        if secret is None:
+            return self.login(user, password)
+        self.sql(f"UPDATE accounts SET mfa_last_step = NULL WHERE login = '{user}'")
+        return self.login(user, password, otp=totp(secret))
+
+    def bind_mfa(self, token, user):
+        """Binds TOTP as a user would: bind/start, then bind/confirm with oathtool's code."""
+        st, doc, _ = self.call("POST", "/api/mfa/bind/start", token=token)
+        eq(st, 200, f"bind/start for {user}: {doc}")
+        st, conf, _ = self.call("POST", "/api/mfa/bind/confirm", token=token,
+                                body={"otp_code": totp(doc["secret"])})
+        eq(st, 200, f"bind/confirm for {user}: {conf}")
+        self.totp_secrets[user] = doc["secret"]
+        return doc["secret"]
+
+    def mfa_token(self, user=ADMIN, password=ADMIN_PW):
+        """A session that admin and step-up routes accept: MFA bound (the first time), then a
+        sign-in with a code, which counts as a verification."""
+        if user not in self.totp_secrets:
+            self.bind_mfa(self.token(user, password), user)
+        return self.token(user, password)
 
     def token(self, user=ADMIN, password=ADMIN_PW):
         st, doc, _ = self.signed_in(user, password)
@@ -205,7 +241,7 @@ def test_create_admin_from_stdin_then_login_gives_token_agent_and_cookie():
 
 def test_wrong_password_and_unknown_user_get_the_same_401_in_comparable_time():
     with Deployment() as dep:
-        tok = dep.token()
+        tok = dep.mfa_token()
         dep.add_agent(tok, "gone", "gone-password")
         dep.call("DELETE", "/api/admin/agents/gone", token=tok)
         dep.add_plain_user("nopass", "whatever-pass")
@@ -281,7 +317,7 @@ def test_bcrypt_hash_from_the_old_system_verifies_and_is_rehashed_to_yescrypt():
 
 def test_every_login_is_a_new_session_and_a_password_change_ends_all_others():
     with Deployment() as dep:
-        a, b = dep.token(), dep.token()
+        a, b = dep.mfa_token(), dep.token()
         check(a != b, "a second sign-in gets a new id")
         for t in (a, b):
             eq(dep.status("GET", "/api/agents/me", token=t), 200)
@@ -309,7 +345,8 @@ def test_every_login_is_a_new_session_and_a_password_change_ends_all_others():
             eq(rcli("EXISTS", session_key(t)), "0", "its Redis record is deleted too")
         eq(dep.status("GET", "/api/agents/me", token=c), 200)
         eq(dep.login(ADMIN, ADMIN_PW)[0], 401)
-        eq(dep.login(ADMIN, "next-password-1")[0], 200)
+        st, doc, _ = dep.signed_in(ADMIN, "next-password-1")
+        check(st == 200 and doc.get("token"), f"the new password signs in: {doc}")
         wait_for_audit(dep, "password_change", "ok")
         wait_for_audit(dep, "password_change", "failed")
         wait_for_audit(dep, "session_revoked", "ok")
@@ -430,12 +467,15 @@ def test_every_non_public_route_refuses_missing_forged_expired_and_underprivileg
     check(len(routes) >= 10, routes)
     rules = {r for _, _, _, r in routes}
     check(rules <= {"public", "internal", "signed-in", "agent", "admin", "admin+step-up",
-                    "agent+step-up", "signed-in+step-up"}, f"unknown rules: {rules}")
+                    "agent+step-up", "signed-in+step-up", "websocket"}, f"unknown rules: {rules}")
+    check({p for _, p, _, r in routes if r == "websocket"} == {"/ws/{agent_id}",
+                                                              "/ws/h5/{employee_id}"},
+          "only the real-time routes authenticate themselves")
     public = {(m, p) for m, p, _, r in routes if r == "public"}
     eq(public, PUBLIC_ROUTES, "a new public route must be added here on purpose")
 
     with Deployment() as dep:
-        admin = dep.token()
+        admin = dep.mfa_token()
         dep.add_agent(admin, "agent1", "agent1-password")
         agent = dep.token("agent1", "agent1-password")
         dep.add_plain_user("plain", "plain-password")
@@ -466,10 +506,23 @@ def test_every_non_public_route_refuses_missing_forged_expired_and_underprivileg
                 "expired token": {"token": expired},
             }
             for who, kw in callers.items():
-                st, doc, _ = dep.call(method, path, body=body, **kw)
-                eq(st, 401, f"{what} with {who}: {doc}")
+                if rule == "websocket":
+                    # A browser's WebSocket cannot read a 401: the upgrade is accepted, then
+                    # closed with 4001 (test_push.py checks each reason).
+                    st, _, code, reason = refusal(dep.api.port, path, **kw)
+                    eq((st, code), (101, 4001), f"{what} with {who}: {reason}")
+                else:
+                    st, doc, _ = dep.call(method, path, body=body, **kw)
+                    eq(st, 401, f"{what} with {who}: {doc}")
                 checked += 1
             access = rule.split("+")[0]
+            if access == "websocket":
+                # Live sessions, but not of the account the path names (fresh ones: the walk
+                # has logged `plain` out on POST /api/auth/logout).
+                for who, token in (("an agent", dep.token("agent1", "agent1-password")),
+                                   ("a plain user", dep.token("plain", "plain-password"))):
+                    eq(refusal(dep.api.port, path, token=token)[2:],
+                       (4001, "Token-agent mismatch"), f"{what} with {who}'s session")
             if access == "internal":
                 eq(dep.status(method, path, token=admin), 401, f"{what}: a session is not the "
                    "internal token")
@@ -482,7 +535,11 @@ def test_every_non_public_route_refuses_missing_forged_expired_and_underprivileg
             if access == "admin":
                 st, doc, _ = dep.call(method, path, token=agent, body=body)
                 eq((st, error_code(doc)), (403, "FORBIDDEN"), f"{what} as an agent")
-            if access == "signed-in":
+            if access == "signed-in" and rule.endswith("+step-up"):
+                st, doc, _ = dep.call(method, path, token=plain, body=body)
+                eq((st, error_code(doc)), (403, "MFA_REQUIRED"),
+                   f"{what}: signed in, but no recent MFA verification")
+            elif access == "signed-in":
                 st, _, _ = dep.call(method, path, token=plain, body=body)
                 check(st not in (401, 403), f"{what}: any signed-in account passes the guard ({st})")
                 if pattern == "/api/auth/logout":  # that ended the walk's own session
@@ -543,7 +600,7 @@ def test_postgres_down_answers_503_then_the_same_session_works_again():
 
 def test_status_must_be_online_busy_or_offline():
     with Deployment() as dep:
-        token = dep.token()
+        token = dep.mfa_token()
         for status in ("online", "busy", "offline", "busy"):
             st, doc, _ = dep.call("PUT", "/api/agents/me/status", token=token,
                                   body={"status": status})
@@ -568,7 +625,7 @@ def test_status_must_be_online_busy_or_offline():
 
 def test_disabled_account_stops_at_once_and_cannot_sign_in():
     with Deployment() as dep:
-        admin = dep.token()
+        admin = dep.mfa_token()
         dep.add_agent(admin, "agent1", "agent1-password")
         agent = dep.token("agent1", "agent1-password")
         eq(dep.status("GET", "/api/agents/me", token=agent), 200)
@@ -595,7 +652,7 @@ def test_disabled_account_stops_at_once_and_cannot_sign_in():
 
 def test_admins_create_update_and_refuse_to_lock_themselves_out():
     with Deployment() as dep:
-        admin = dep.token()
+        admin = dep.mfa_token()
         doc = dep.add_agent(admin, "agent1", "agent1-password", name="Agent One")
         eq(doc, {"user_id": "agent1", "name": "Agent One", "role": "agent", "status": "offline",
                  "current_load": 0, "max_load": 5, "mfa_enabled": False, "disabled": False})
@@ -637,6 +694,10 @@ def test_admins_create_update_and_refuse_to_lock_themselves_out():
         eq(dep.status("GET", "/api/agents/me", token=agent), 401,
            "a privilege change ends sessions")
         promoted = dep.token("agent1", "agent1-password")
+        st, doc, _ = dep.call("POST", "/api/admin/agents", token=promoted,
+                              body={**base, "user_id": "agent3"})
+        eq((st, error_code(doc)), (403, "MFA_ENROLMENT_REQUIRED"), "a new admin enables MFA first")
+        promoted = dep.mfa_token("agent1", "agent1-password")
         eq(dep.status("POST", "/api/admin/agents", token=promoted,
                     body={**base, "user_id": "agent3"}), 201)
 

@@ -40,10 +40,11 @@ OIDC_VARS = {f"EDGEGATE_OIDC_{s}" for s in ("ISSUER", "CLIENT_ID", "CLIENT_SECRE
                                             "POST_LOGOUT_REDIRECT_URI")}
 # Values that must never be written into a committed file.
 SECRET_VARS = {"EDGEGATE_DATABASE_URL", "EDGEGATE_INTERNAL_TOKEN", "EDGEGATE_SESSION_SECRET",
-               "EDGEGATE_MFA_KEY", "EDGEGATE_OIDC_CLIENT_SECRET", "POSTGRES_PASSWORD"}
+               "EDGEGATE_MFA_KEY", "EDGEGATE_OIDC_CLIENT_SECRET", "POSTGRES_PASSWORD",
+               "EDGEGATE_MFA_RETIRED_KEYS"}
 # Only api-server uses these; remote-proxy must not be given them.
 API_ONLY_SECRETS = {"EDGEGATE_DATABASE_URL", "EDGEGATE_SESSION_SECRET", "EDGEGATE_MFA_KEY",
-                    "EDGEGATE_OIDC_CLIENT_SECRET"}
+                    "EDGEGATE_OIDC_CLIENT_SECRET", "EDGEGATE_MFA_RETIRED_KEYS"}
 POD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 
 

@@ -184,8 +184,9 @@ def test_guessing_codes_is_limited_per_address_with_retry_after():
 
 def test_another_users_device_is_404_for_get_patch_and_delete_admins_see_all():
     with Stack(proxy=False) as dep:
-        alice, a_tok = dep.user("alice")
-        _, b_tok = dep.user("bob")
+        # Both verified by MFA: DELETE is a step-up route, and it is the 404 that is tested.
+        alice, a_tok = dep.user("alice", mfa=True)
+        _, b_tok = dep.user("bob", mfa=True)
         device, token = dep.pair(a_tok, "alice's camera")
         bob_device, _ = dep.pair(b_tok, "bob's camera")
         missing = "0e4c5b5e-8f5d-4b6a-9a1e-1c2d3e4f5a6b"
@@ -223,7 +224,7 @@ def test_another_users_device_is_404_for_get_patch_and_delete_admins_see_all():
 
 def test_revoke_closes_the_tunnel_within_a_second_and_the_token_is_refused():
     with Stack() as dep, Events() as events, http_target() as target:
-        alice, tok = dep.user("alice")
+        alice, tok = dep.user("alice", mfa=True)  # revoking is a step-up route
         device, token = dep.pair(tok)
         with EdgeAgent(dep.proxy, token, target.addr, extra=["--refused-retry", "1"]) as agent:
             wait_connected(dep.proxy, device)
@@ -250,7 +251,7 @@ def test_revoke_closes_the_tunnel_within_a_second_and_the_token_is_refused():
 
         # Offline devices are revoked all the same; admins may revoke anyone's.
         device2, token2 = dep.pair(tok)
-        st, doc, _ = dep.call("DELETE", f"/api/devices/{device2}", token=dep.token())
+        st, doc, _ = dep.call("DELETE", f"/api/devices/{device2}", token=dep.mfa_token())
         eq((st, doc["revoked"], doc["tunnel_closed"]), (200, True, False))
         eq(rcli("EXISTS", cred_key(token2)), "0")
         eq(cred_keys(), [])
@@ -258,7 +259,7 @@ def test_revoke_closes_the_tunnel_within_a_second_and_the_token_is_refused():
 
 def test_redis_flush_then_sync_credentials_restores_tunnel_access():
     with Stack() as dep, http_target() as target:
-        _, tok = dep.user("alice")
+        _, tok = dep.user("alice", mfa=True)
         device, token = dep.pair(tok, "kept")
         revoked, revoked_token = dep.pair(tok, "revoked")
         eq(dep.status("DELETE", f"/api/devices/{revoked}", token=tok), 200)
