@@ -161,7 +161,7 @@ def test_request_bodies_stream_through_chunked_or_sized_and_oversize_is_413():
         s.sendall(payload[:1000])
         time.sleep(0.3)
         s.sendall(payload[1000:])
-        status, hd, rest, _ = read_response(s, head_only=True)
+        status, hd, _, rest = read_response(s, head_only=True)
         eq(status, 200)
         got = bytearray(rest)
         while len(got) < int(hd["content-length"]):
