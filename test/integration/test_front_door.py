@@ -254,6 +254,27 @@ def test_device_that_hangs_up_midway_gives_a_truncated_response():
         eq(st.get("hello")[0], 200)
 
 
+def test_the_replica_holding_the_tunnel_is_found_through_its_route():
+    """Two remote-proxy replicas: api-server's fallback URL names the first, the device's
+    tunnel lives on the second; tunnel:route:<id> must lead the request there."""
+    with HttpTarget() as target, Stack() as st:
+        other = RemoteProxy(env={"EDGEGATE_REDIS_URL": st.dep.api.env["EDGEGATE_REDIS_URL"],
+                                 "EDGEGATE_INTERNAL_TOKEN":
+                                     st.dep.api.env["EDGEGATE_INTERNAL_TOKEN"]})
+        other.start()
+        try:
+            st.agent = EdgeAgent(other, st.device_token, target.addr)
+            wait_until(lambda: rcli("GET", f"tunnel:route:{st.device_id}") ==
+                       f"http://127.0.0.1:{other.internal_port}", timeout=15,
+                       what="the route to the second replica")
+            code, body, _ = st.get("hello")
+            eq((code, body), (200, b"hello, world\n"))
+            st.agent.stop()
+            st.agent = None
+        finally:
+            other.stop()
+
+
 def test_offline_device_is_502_tunnel_disconnected():
     with Stack() as st:
         code, doc, _ = st.get("hello")
