@@ -1187,6 +1187,17 @@ static void body_end(http_conn_t *c, int status)
         req->body_end_cb(req, req->body_arg, status);
 }
 
+/* The connection's reader over its unconsumed input; consumes what the reader used. */
+static enum http_reader_event conn_feed(http_conn_t *c, slice_t *body)
+{
+    size_t used = 0;
+    enum http_reader_event ev = http_reader_feed(&c->reader, c->in ? c->in + c->in_off : "",
+                                                 c->in_len, &used, body);
+    c->in_off += used;
+    c->in_len -= used;
+    return ev;
+}
+
 /* A streamed body: hand the handler what has arrived, as long as it reads. */
 static void body_pump(http_conn_t *c)
 {
@@ -1203,12 +1214,8 @@ static void body_pump(http_conn_t *c)
             conn_start_reading(c);
             return;
         }
-        size_t used = 0;
         slice_t body = SLICE_NULL;
-        enum http_reader_event ev = http_reader_feed(
-            &c->reader, c->in ? c->in + c->in_off : "", c->in_len, &used, &body);
-        c->in_off += used;
-        c->in_len -= used;
+        enum http_reader_event ev = conn_feed(c, &body);
         switch (ev) {
         case HTTP_READER_NEED_MORE:
             break;
@@ -1281,12 +1288,8 @@ static void conn_process(http_conn_t *c)
             c->state = CONN_HEAD;
             conn_timer(c, TIMER_HEAD, s->cfg.head_timeout_ms);
         }
-        size_t used = 0;
         slice_t body = SLICE_NULL;
-        enum http_reader_event ev = http_reader_feed(
-            &c->reader, c->in ? c->in + c->in_off : "", c->in_len, &used, &body);
-        c->in_off += used;
-        c->in_len -= used;
+        enum http_reader_event ev = conn_feed(c, &body);
         switch (ev) {
         case HTTP_READER_NEED_MORE:
             break;
