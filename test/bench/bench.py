@@ -21,6 +21,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))   # each wrk run; must stay <= 15
 CONNS = 50
+# BENCH_CPU=1: after each wrk run, log the CPU each process spent per request (where the time
+# goes, without perf). BENCH_ONLY=small: stop after the small-GET section (quick iterations).
+CPU_BREAKDOWN = os.environ.get("BENCH_CPU") == "1"
+ONLY = os.environ.get("BENCH_ONLY", "")
 WS_STREAMS = 100
 
 TMP = tempfile.mkdtemp(prefix="edgegate-bench-")
@@ -130,6 +134,33 @@ class PeakRss:
         self.t.join()
 
 
+def cpu_by_command():
+    """{command name: CPU seconds} summed over every process on the machine (utime + stime)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        out[comm] = out.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def log_cpu_per_request(before, after, requests):
+    """Logs µs of CPU per request for each command that used a noticeable share."""
+    used = {c: after.get(c, 0.0) - before.get(c, 0.0) for c in after}
+    total = sum(v for v in used.values() if v > 0)
+    parts = [f"{c} {v * 1e6 / requests:.0f}" for c, v in sorted(used.items(), key=lambda kv: -kv[1])
+             if v > 0.02 * total]
+    log(f"  CPU µs/request: total {total * 1e6 / requests:.0f} = " + ", ".join(parts))
+
+
 # ---- nginx ----
 
 NGINX_CONF = """
@@ -199,6 +230,7 @@ def wrk(url, script=None, headers=()):
     if script:
         argv += ["-s", script]
     argv.append(url)
+    cpu_before = cpu_by_command() if CPU_BREAKDOWN else None
     r = subprocess.run(argv, capture_output=True, text=True, timeout=DURATION + 30)
     out = r.stdout
     if r.returncode != 0 or "Requests/sec" not in out:
@@ -215,6 +247,8 @@ def wrk(url, script=None, headers=()):
         res["errors"] += sum(int(x) for x in m.groups())
     log(f"wrk {url}: {res['rps']:.0f} req/s p50 {res['p50']:.2f} ms p99 {res['p99']:.2f} ms"
         f" errors {res['errors']}")
+    if cpu_before is not None:
+        log_cpu_per_request(cpu_before, cpu_by_command(), res["rps"] * DURATION)
     return res
 
 
@@ -522,6 +556,10 @@ def main():
         full["rps"], "req/s", direct["rps"], d, target=0.20, note=full_note)
     row("Small GET · full path · p99", full["p99"], "ms", direct["p99"], d, target=3.0,
         higher=False, note=f"p50 {full['p50']:.2f} ms")
+
+    if ONLY == "small":
+        print(table(time.monotonic() - t_start))
+        return
 
     # 2. bulk
     log("bulk 1 GiB")
