@@ -56,6 +56,24 @@ void account_clear(account_t *a)
     memset(a, 0, sizeof(*a));
 }
 
+static int dup_field(char **dst, const char *src)
+{
+    *dst = src != NULL ? strdup(src) : NULL;
+    return src != NULL && *dst == NULL ? -1 : 0;
+}
+
+int account_copy(account_t *dst, const account_t *src)
+{
+    *dst = *src;
+    dst->login = dst->name = dst->email = NULL;
+    if (dup_field(&dst->login, src->login) < 0 || dup_field(&dst->name, src->name) < 0 ||
+        dup_field(&dst->email, src->email) < 0) {
+        account_clear(dst);
+        return -1;
+    }
+    return 0;
+}
+
 json_t *account_agent_json(const account_t *a, int with_admin_fields)
 {
     json_t *o = json_pack("{s:s?,s:s,s:s,s:s,s:i,s:i,s:b}", "user_id", a->login, "name", a->name,

@@ -52,6 +52,8 @@ typedef struct account {
  * an unexpected shape; a is left cleared). */
 int account_from_row(account_t *a, const PGresult *res, int row, int first);
 void account_clear(account_t *a);
+/* A deep copy of src into dst: 0, or -1 on no memory (dst is left cleared). */
+int account_copy(account_t *dst, const account_t *src);
 
 /* The helpdesk console's agent object: {user_id, name, role, status, current_load, max_load,
  * mfa_enabled}, plus `disabled` when with_admin_fields. New reference (NULL on no memory). */
@@ -70,9 +72,6 @@ const char *account_roles_text(unsigned roles, char out[32]);
 
 /* Is [s, s+len) a valid login ([A-Za-z0-9._@-]{1,64})? */
 int account_login_valid(const char *s, size_t len);
-/* A display name: 1 to 200 characters (the table's limit), no control characters. s is valid
- * UTF-8 (jansson checked it), so characters are the bytes that do not continue one. */
-int account_name_valid(const char *s, size_t len);
 /* A display name: 1 to 200 characters (the table's limit), no control characters. s is valid
  * UTF-8 (jansson checked it), so characters are the bytes that do not continue one. */
 int account_name_valid(const char *s, size_t len);

@@ -8,6 +8,7 @@
 #include "api-server/oidc_provider.h"
 #include "api-server/push_hub.h"
 #include "api-server/routes.h"
+#include "api-server/row_cache.h"
 #include "common/daemon.h"
 #include "common/http_client.h"
 #include "common/log.h"
@@ -34,7 +35,10 @@ static void on_redis_closed(void *arg)
 
 static void on_db_closed(void *arg)
 {
-    ((api_app_t *)arg)->db = NULL;
+    api_app_t *app = arg;
+    app->db = NULL;
+    row_cache_free(app->rows); /* its LISTEN connection is gone */
+    app->rows = NULL;
 }
 
 static void on_http_closed(void *arg)
@@ -83,7 +87,11 @@ int api_serve(const api_config_t *cfg)
         log_warn("api.dev_mode", "note=\"EDGEGATE_DEV=1: non-Secure cookies and http:// issuers "
                                  "allowed; never in production\"");
 
-    app.db = pgpool_new(&loop, cfg->database_url, NULL);
+    app.rows = row_cache_new(&loop);
+    pgpool_options popts = {.listen_channel = ROW_CACHE_CHANNEL,
+                            .on_listen = row_cache_on_listen,
+                            .listen_arg = app.rows};
+    app.db = app.rows != NULL ? pgpool_new(&loop, cfg->database_url, &popts) : NULL;
     redis_options ropts = {0};
     app.redis = redis_new(&loop, cfg->redis_url, &ropts);
     if (app.db == NULL || app.redis == NULL) {

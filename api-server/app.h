@@ -19,6 +19,7 @@ typedef struct api_app {
     /* NULL once closed at shutdown (see db.h: api_pg_send, api_redis_send). */
     pgpool *db;
     redis *redis;
+    struct row_cache *rows; /* accounts and device owners between requests (row_cache.h) */
     http_server_t *http;
     struct oidc_provider *oidc; /* NULL when OIDC sign-in is off */
     mfa_keys_t *mfa_keys; /* TOTP secrets at rest, from EDGEGATE_MFA_KEY (+ retired keys) */

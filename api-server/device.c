@@ -6,6 +6,7 @@
 
 #include "api-server/db.h"
 #include "api-server/request.h"
+#include "api-server/row_cache.h"
 #include "common/clock.h"
 #include "common/http_json.h"
 
@@ -37,37 +38,45 @@ void device_route_key(const char *device_id, char out[DEVICE_ROUTE_KEY_MAX])
 
 /* ---- the ownership check ---- */
 
+/* One lookup for both entry points: exactly one of found / checked is set. */
 typedef struct find {
     http_request_t *req;
-    device_found_cb cb;
+    device_found_cb found;
+    device_checked_cb checked;
+    uint64_t ticket; /* row_cache_ticket() when the query was sent */
 } find_t;
 
 static void on_found(void *arg, const PGresult *res, const char *error)
 {
-    find_t *f = arg;
-    http_request_t *req = f->req;
-    device_found_cb cb = f->cb;
-    free(f);
-    if (api_db_failed(req, res, error))
+    find_t f = *(find_t *)arg;
+    free(arg);
+    if (api_db_failed(f.req, res, error))
         return;
     if (PQntuples(res) != 1) {
-        http_reply_error(req, 404, "NOT_FOUND", not_found);
+        http_reply_error(f.req, 404, "NOT_FOUND", not_found);
         return;
     }
-    cb(req, res);
+    /* A row means: not revoked, and visible to this principal; its owner is what the next
+     * check needs. */
+    const char *id = PQgetvalue(res, 0, 0);
+    row_cache_put_device_owner(api_app(f.req)->rows, f.ticket, id,
+                               strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+    if (f.found != NULL)
+        f.found(f.req, res);
+    else
+        f.checked(f.req, id);
 }
 
-void device_find_or_reply(http_request_t *req, const char *param, device_found_cb cb)
+static void find_visible(const find_t *how, const char *id)
 {
-    char id[UUID_TEXT_LEN + 1];
-    if (uuid_param_or_reply(req, param, id, not_found) < 0)
-        return;
+    http_request_t *req = how->req;
     find_t *f = malloc(sizeof(*f));
     if (f == NULL) {
         api_reply_unavailable(req, "memory", "out of memory");
         return;
     }
-    *f = (find_t){req, cb};
+    *f = *how;
+    f->ticket = row_cache_ticket(api_app(req)->rows);
     device_params_t p;
     device_visible_params(req, id, &p);
     if (api_pg_send(api_app(req), "SELECT " DEVICE_COLUMNS " FROM devices d WHERE " DEVICE_VISIBLE,
@@ -75,6 +84,30 @@ void device_find_or_reply(http_request_t *req, const char *param, device_found_c
         free(f);
         api_reply_unavailable(req, "postgres", "query not accepted");
     }
+}
+
+void device_find_or_reply(http_request_t *req, const char *param, device_found_cb cb)
+{
+    char id[UUID_TEXT_LEN + 1];
+    if (uuid_param_or_reply(req, param, id, not_found) == 0)
+        find_visible(&(find_t){.req = req, .found = cb}, id);
+}
+
+void device_check_or_reply(http_request_t *req, const char *param, device_checked_cb cb)
+{
+    char id[UUID_TEXT_LEN + 1];
+    if (uuid_param_or_reply(req, param, id, not_found) < 0)
+        return;
+    int64_t owner;
+    if (!row_cache_get_device_owner(api_app(req)->rows, id, &owner)) {
+        find_visible(&(find_t){.req = req, .checked = cb}, id);
+        return;
+    }
+    const api_principal_t *who = api_principal(req);
+    if ((who != NULL && who->account.id == owner) || device_principal_is_admin(req))
+        cb(req, id);
+    else
+        http_reply_error(req, 404, "NOT_FOUND", not_found);
 }
 
 /* ---- the JSON view, with online state from Redis ---- */

@@ -58,6 +58,15 @@ typedef void (*device_found_cb)(http_request_t *req, const PGresult *res);
  */
 void device_find_or_reply(http_request_t *req, const char *param, device_found_cb cb);
 
+/*
+ * The same check for routes that need only the device's id (the front door, on every proxied
+ * request): answered from the row cache (row_cache.h) when it holds the device's owner, else
+ * from PostgreSQL, whose answer fills the cache. cb gets the id in canonical form (valid for the
+ * callback only); the refusals are device_find_or_reply's.
+ */
+typedef void (*device_checked_cb)(http_request_t *req, const char *device_id);
+void device_check_or_reply(http_request_t *req, const char *param, device_checked_cb cb);
+
 void device_cred_key(const char *token_hash, char out[DEVICE_CRED_KEY_MAX]);
 void device_route_key(const char *device_id, char out[DEVICE_ROUTE_KEY_MAX]);
 

@@ -526,13 +526,12 @@ static void on_route(void *arg, redisReply *reply, const char *error)
     open_stream(req, device_id, base);
 }
 
-static void on_device(http_request_t *req, const PGresult *res)
+static void on_device(http_request_t *req, const char *id)
 {
-    /* The id as PostgreSQL prints a uuid: the form tunnel:route keys and the proxy use. */
     char *device_id = api_state_new(req, UUID_TEXT_LEN + 1, NULL);
     if (device_id == NULL)
         return;
-    snprintf(device_id, UUID_TEXT_LEN + 1, "%s", PQgetvalue(res, 0, 0));
+    snprintf(device_id, UUID_TEXT_LEN + 1, "%s", id);
     char key[DEVICE_ROUTE_KEY_MAX];
     device_route_key(device_id, key);
     const char *argv[2] = {"GET", key};
@@ -542,5 +541,5 @@ static void on_device(http_request_t *req, const PGresult *res)
 
 void api_device_proxy(http_request_t *req)
 {
-    device_find_or_reply(req, "id", on_device);
+    device_check_or_reply(req, "id", on_device);
 }

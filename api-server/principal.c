@@ -5,6 +5,7 @@
 
 #include "api-server/db.h"
 #include "api-server/request.h"
+#include "api-server/row_cache.h"
 #include "api-server/session.h"
 
 typedef struct check {
@@ -12,6 +13,7 @@ typedef struct check {
     principal_cb cb;
     void *arg;
     int64_t session_epoch;
+    uint64_t ticket; /* row_cache_ticket() when the account query was sent */
 } check_t;
 
 static void finish(check_t *c, enum principal_status status, const char *reason, const char *detail,
@@ -22,6 +24,20 @@ static void finish(check_t *c, enum principal_status status, const char *reason,
     void *arg = c->arg;
     free(c);
     cb(arg, &r);
+}
+
+/* The account as it is now: the session's epoch must still be its epoch. a is ours. */
+static void judge(check_t *c, account_t *a)
+{
+    const char *refusal = a->disabled                            ? "account_disabled"
+                          : a->session_epoch != c->session_epoch ? "session_revoked"
+                                                                 : NULL;
+    if (refusal != NULL) {
+        account_clear(a);
+        finish(c, PRINCIPAL_REFUSED, refusal, NULL, NULL);
+        return;
+    }
+    finish(c, PRINCIPAL_OK, NULL, NULL, a);
 }
 
 static void on_account(void *arg, const PGresult *res, const char *error)
@@ -45,15 +61,8 @@ static void on_account(void *arg, const PGresult *res, const char *error)
         finish(c, PRINCIPAL_UNAVAILABLE, "memory", "account row", NULL);
         return;
     }
-    const char *refusal = a.disabled                            ? "account_disabled"
-                          : a.session_epoch != c->session_epoch ? "session_revoked"
-                                                                : NULL;
-    if (refusal != NULL) {
-        account_clear(&a);
-        finish(c, PRINCIPAL_REFUSED, refusal, NULL, NULL);
-        return;
-    }
-    finish(c, PRINCIPAL_OK, NULL, NULL, &a);
+    row_cache_put_account(c->app->rows, c->ticket, &a);
+    judge(c, &a);
 }
 
 static void on_session(void *arg, enum session_find_status status, const session_info_t *info,
@@ -74,6 +83,12 @@ static void on_session(void *arg, enum session_find_status status, const session
         break;
     }
     c->session_epoch = info->epoch;
+    account_t a;
+    if (row_cache_get_account(c->app->rows, info->account_id, &a)) {
+        judge(c, &a);
+        return;
+    }
+    c->ticket = row_cache_ticket(c->app->rows);
     char id[24];
     const char *values[1] = {api_i64(info->account_id, id)};
     if (api_pg_send(c->app, "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = $1", 1, values,

@@ -3,8 +3,10 @@
  *
  * Given the hash of a session id:
  *   1. the session in Redis, within its idle and absolute lifetimes (and marked used);
- *   2. the account in PostgreSQL, read afresh so that a disabled account or a revoked session
- *      (its epoch is no longer the account's, sql/002_session_epoch.sql) stops working at once.
+ *   2. the account as PostgreSQL holds it now, so that a disabled account or a revoked session
+ *      (its epoch is no longer the account's, sql/002_session_epoch.sql) stops working at once:
+ *      from the row cache (row_cache.h), which PostgreSQL itself tells of every change, else
+ *      read and cached.
  * The guard runs it for every request on a signed-in route and turns the outcome into
  * 401 / 503 / 500; the WebSocket routes run it at the handshake and again at every keepalive
  * round and turn it into a 4001 close. Not tied to a request: the caller's arg must stay valid

@@ -6,6 +6,7 @@
 
 #include "common/buf.h"
 #include "common/link.h"
+#include "common/recycle.h"
 #include "common/resolve.h"
 
 #define DEFAULT_MAX_HEAD (16 * 1024)
@@ -222,13 +223,24 @@ static void fail(http_client_t *c, int err, const char *why)
     http_client_close(c, err, why, 1);
 }
 
+/* Head arenas of the default size are recycled: one per request on the front door. */
+static recycle_t arena_bin = RECYCLE_INIT(DEFAULT_MAX_HEAD);
+
+static void arena_free(http_client_t *c)
+{
+    if (c->max_head == DEFAULT_MAX_HEAD)
+        recycle_free(&arena_bin, c->arena);
+    else
+        free(c->arena);
+}
+
 static void on_timer_closed(uv_handle_t *h)
 {
     http_client_t *c = h->data;
     if (c->resolver_owned)
         resolver_free(c->resolver);
     buf_free(&c->early);
-    free(c->arena);
+    arena_free(c);
     c->ops->on_close(c->arg, c->err, c->why[0] ? c->why : "closed");
     free(c);
 }
@@ -458,10 +470,10 @@ http_client_t *http_client_open(uv_loop_t *loop, const char *url, const http_cli
         return NULL;
     }
     c->max_head = cfg->max_head ? cfg->max_head : DEFAULT_MAX_HEAD;
-    c->arena = malloc(c->max_head);
+    c->arena = c->max_head == DEFAULT_MAX_HEAD ? recycle_alloc(&arena_bin) : malloc(c->max_head);
     c->resolver = c->arena ? resolver_for(loop, u.host, u.port, &c->resolver_owned) : NULL;
     if (c->resolver == NULL) {
-        free(c->arena);
+        arena_free(c);
         free(c);
         *why = "out of memory";
         return NULL;
@@ -578,6 +590,7 @@ void http_client_cleanup(void)
             resolver_free(resolvers[i].r);
         resolvers[i].r = NULL;
     }
+    recycle_clear(&arena_bin);
     link_cleanup();
 }
 

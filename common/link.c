@@ -4,10 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/recycle.h"
 #include "common/tcp_conn.h"
 
 /* Staged bytes beyond this go out at once rather than at the end of the turn. */
 #define STAGE_FLUSH_AT (64 * 1024)
+/* A stage starts at this size; stages of this size are recycled (recycle.h). */
+#define STAGE_SIZE (16 * 1024)
 
 struct link {
     uv_loop_t *loop;
@@ -41,6 +44,16 @@ static link_t *flush_head, *flush_tail;
 static unsigned flush_count;
 
 static void flush(link_t *l, int notify);
+
+static recycle_t stage_bin = RECYCLE_INIT(STAGE_SIZE);
+
+static void stage_release(uint8_t *p, size_t cap)
+{
+    if (cap == STAGE_SIZE)
+        recycle_free(&stage_bin, p);
+    else
+        free(p);
+}
 
 static void unlist(link_t *l)
 {
@@ -98,6 +111,7 @@ static void list_for_flush(link_t *l)
 
 void link_cleanup(void)
 {
+    recycle_clear(&stage_bin);
     if (!flush_ready) return;
     flush_ready = 0;
     uv_close((uv_handle_t *)&flush_check, NULL);
@@ -166,7 +180,7 @@ static void flush(link_t *l, int notify)
 {
     if (l->stage_len == 0 || l->tcp_closing) return;
     uint8_t *data = l->stage;
-    size_t len = l->stage_len;
+    size_t len = l->stage_len, cap = l->stage_cap;
     l->stage = NULL;
     l->stage_len = l->stage_cap = 0;
     int rc;
@@ -177,7 +191,7 @@ static void flush(link_t *l, int notify)
         long n = tcp_conn_write(l->tcp, &b, 1);
         rc = n < 0 ? (int)n : 0;
     }
-    free(data);
+    stage_release(data, cap);
     if (rc < 0) {
         char why[200], text[160];
         if (l->tls != NULL)
@@ -202,8 +216,16 @@ long link_write(link_t *l, const uv_buf_t *bufs, unsigned nbufs)
         link_abort(l, UV_ENOBUFS, "write queue bound passed");
         return UV_ENOBUFS;
     }
+    if (l->stage == NULL && total <= STAGE_SIZE) {
+        l->stage = recycle_alloc(&stage_bin);
+        if (l->stage == NULL) {
+            link_abort(l, UV_ENOMEM, "out of memory");
+            return UV_ENOMEM;
+        }
+        l->stage_cap = STAGE_SIZE;
+    }
     if (l->stage_len + total > l->stage_cap) {
-        size_t cap = l->stage_cap ? l->stage_cap : 16 * 1024;
+        size_t cap = l->stage_cap ? l->stage_cap : STAGE_SIZE;
         while (cap < l->stage_len + total)
             cap *= 2;
         uint8_t *p = realloc(l->stage, cap);
@@ -336,7 +358,8 @@ static void tcp_on_close(void *arg)
 {
     link_t *l = arg;
     unlist(l);
-    free(l->stage);
+    if (l->stage != NULL)
+        stage_release(l->stage, l->stage_cap);
     tls_free(l->tls);
     l->ops->on_close(l->arg, l->err, l->why[0] ? l->why : "closed");
     free(l);

@@ -27,6 +27,7 @@
 #include "common/log.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -99,6 +100,7 @@ struct pgconn {
     struct pgbuf hosts, addrs, ports; /* rewritten host / hostaddr / port lists */
     struct pgpool_query *query;
     PGresult *result;
+    int listening; /* LISTEN has taken effect on this connection since it came up */
 };
 
 /* One entry of the host list, as libpq will see it. */
@@ -121,6 +123,8 @@ struct pgpool {
     int rewrite_hosts; /* some host needs a lookup: pass host/hostaddr/port lists ourselves */
 
     struct pgconn *conns;
+    char listen_channel[64]; /* "" when the pool does not listen */
+    int listening;           /* connections listening right now */
     struct pgpool_query *queue_head, *queue_tail;
     int queued;
     uv_timer_t queue_timer;
@@ -144,6 +148,8 @@ static void pgconn_poll_cb(uv_poll_t *handle, int status, int events);
 static void pgconn_timer_cb(uv_timer_t *timer);
 static void pgconn_dispatch_next(struct pgconn *c);
 static void pgpool_idle_cb(uv_idle_t *idle);
+static void pgconn_listen_lost(struct pgconn *c);
+static void pgconn_send_listen(struct pgconn *c);
 
 /* ---- small helpers ---- */
 
@@ -432,6 +438,7 @@ static void pgconn_drop(struct pgconn *c, const char *qerr, const char *why)
     c->backoff_ms = PGPOOL_BACKOFF_MIN_MS;
     pgconn_schedule(c);
     pgpool_check_down(c->pool);
+    pgconn_listen_lost(c);
 }
 
 static void pgconn_notice(void *arg, const char *message)
@@ -441,12 +448,50 @@ static void pgconn_notice(void *arg, const char *message)
     log_debug("pg.notice", "conn=%d msg=%s", c->id, pg_quote_msg(q, sizeof(q), message));
 }
 
-/* LISTEN is not offered; drop any notification so none accumulates on a pooled connection. */
-static void pgconn_discard_notifies(struct pgconn *c)
+/* ---- LISTEN ---- */
+
+static void pgpool_listen_event(pgpool *pool, enum pgpool_listen_event event, const char *payload)
+{
+    if (pool->opt.on_listen != NULL)
+        pool->opt.on_listen(pool->opt.listen_arg, event, payload);
+}
+
+/* Hands on what arrived (every listening connection hears every notification: the callback
+ * sees each one once per connection), and drops the rest so nothing accumulates. */
+static void pgconn_take_notifies(struct pgconn *c)
 {
     PGnotify *n;
-    while ((n = PQnotifies(c->conn)) != NULL)
+    while (c->conn != NULL && (n = PQnotifies(c->conn)) != NULL) {
+        if (c->listening)
+            pgpool_listen_event(c->pool, PGPOOL_LISTEN_NOTIFY, n->extra ? n->extra : "");
         PQfreemem(n);
+    }
+}
+
+static void pgconn_listen_lost(struct pgconn *c)
+{
+    if (!c->listening)
+        return;
+    c->listening = 0;
+    if (--c->pool->listening == 0)
+        pgpool_listen_event(c->pool, PGPOOL_LISTEN_LOST, NULL);
+}
+
+static void pgconn_listen_done(void *arg, const PGresult *res, const char *error)
+{
+    struct pgconn *c = arg;
+    pgpool *pool = c->pool;
+    if (error != NULL || pool->closing)
+        return; /* the connection was dropped (it reconnects), or the pool is going away */
+    if (!pgpool_ok(res)) {
+        char q[512];
+        log_error("pg.listen_failed", "conn=%d channel=%s error=%s", c->id, pool->listen_channel,
+                  pg_quote_msg(q, sizeof(q), PQresultErrorMessage(res)));
+        return; /* up but deaf: the others may still listen */
+    }
+    c->listening = 1;
+    if (pool->listening++ == 0)
+        pgpool_listen_event(pool, PGPOOL_LISTEN_READY, NULL);
 }
 
 /* ---- connecting ---- */
@@ -635,7 +680,10 @@ static void pgconn_connected(struct pgconn *c)
              log_quote(qh, sizeof(qh), host ? host : "", host ? strlen(host) : 0),
              port ? port : "-", PQserverVersion(c->conn));
     pgpool_first_attempt_done(c, 1);
-    pgconn_dispatch_next(c);
+    if (c->pool->listen_channel[0] != '\0')
+        pgconn_send_listen(c); /* its completion dispatches the queue */
+    else
+        pgconn_dispatch_next(c);
 }
 
 static void pgconn_connect_step(struct pgconn *c)
@@ -726,7 +774,9 @@ static void pgconn_complete(struct pgconn *c)
         pgconn_drop(c, pgpool_err_lost, msg);
         return;
     }
-    pgconn_discard_notifies(c);
+    /* A transaction's own NOTIFY arrives before its ReadyForQuery, so it is here now: handed on
+     * before the callback, a writer never reads its own change from a stale cache. */
+    pgconn_take_notifies(c);
     c->query = NULL;
     c->state = PGCONN_IDLE;
     if (q->cb != NULL)
@@ -783,6 +833,7 @@ static void pgconn_busy_io(struct pgconn *c, int status, int events)
         /* libpq: after read-ready while flushing, consume input, then flush again. */
         if (c->flushing && pgconn_flush(c) != 0)
             return;
+        pgconn_take_notifies(c); /* a long query must not hold up other writers' changes */
     }
     pgconn_collect(c);
 }
@@ -798,7 +849,7 @@ static void pgconn_idle_io(struct pgconn *c, int status)
         pgconn_drop(c, pgpool_err_lost, PQerrorMessage(c->conn));
         return;
     }
-    pgconn_discard_notifies(c);
+    pgconn_take_notifies(c);
 }
 
 static void pgconn_poll_cb(uv_poll_t *handle, int status, int events)
@@ -1016,6 +1067,17 @@ pgpool *pgpool_new(uv_loop_t *loop, const char *conninfo, const pgpool_options *
         pgpool_free(pool);
         return NULL;
     }
+    const char *ch = pool->opt.listen_channel;
+    if (ch != NULL) {
+        size_t n = strlen(ch);
+        if (n == 0 || n >= sizeof(pool->listen_channel) || isdigit((unsigned char)ch[0]) ||
+            strspn(ch, "abcdefghijklmnopqrstuvwxyz0123456789_") != n) {
+            pgpool_free(pool);
+            return NULL;
+        }
+        memcpy(pool->listen_channel, ch, n + 1);
+        pool->opt.listen_channel = pool->listen_channel;
+    }
     pool->conns = calloc((size_t)pool->opt.size, sizeof(*pool->conns));
     if (pool->conns == NULL || pgpool_parse_hosts(pool) != 0 || pgpool_build_params(pool) != 0) {
         pgpool_free(pool);
@@ -1137,6 +1199,24 @@ int pgpool_query(pgpool *pool, const char *sql, int nparams, const char *const *
     if (pool->queued++ == 0)
         pgpool_arm_queue_timer(pool);
     return 0;
+}
+
+/* LISTEN on every (re)connect, before the connection takes queries; the channel was checked
+ * to be a plain name, so it needs no quoting. */
+static void pgconn_send_listen(struct pgconn *c)
+{
+    pgpool *pool = c->pool;
+    char sql[16 + sizeof(pool->listen_channel)];
+    snprintf(sql, sizeof(sql), "LISTEN %s", pool->listen_channel);
+    struct pgpool_query *q = pgpool_query_new(sql, 0, NULL, NULL);
+    if (q == NULL) {
+        pgconn_drop(c, NULL, "out of memory for LISTEN");
+        return;
+    }
+    q->cb = pgconn_listen_done;
+    q->arg = c;
+    q->deadline = uv_now(pool->loop) + (uint64_t)pool->opt.query_timeout_ms;
+    pgconn_send(c, q);
 }
 
 /* Close step 1 (from the idle callback, so never inside a result callback): fail, finish. */

@@ -44,6 +44,15 @@
 
 typedef struct pgpool pgpool;
 
+/* What a listening pool reports (pgpool_options.listen_channel). */
+enum pgpool_listen_event {
+    PGPOOL_LISTEN_READY,  /* LISTEN is in force: from now on every NOTIFY reaches us */
+    PGPOOL_LISTEN_NOTIFY, /* one notification; payload is its text ("" when none) */
+    PGPOOL_LISTEN_LOST,   /* no connection listens any more: notifications sent from now until
+                             the next READY are lost (a cache must stop trusting itself) */
+};
+typedef void (*pgpool_listen_cb)(void *arg, enum pgpool_listen_event event, const char *payload);
+
 /* Zero (or a NULL options pointer) means the default for every field. */
 typedef struct pgpool_options {
     int size;                 /* connections; default 4 */
@@ -53,6 +62,15 @@ typedef struct pgpool_options {
     int statement_timeout_ms; /* server-side statement_timeout set at connect: 0 = 90% of the
                                  query timeout (the server gives up first and the connection
                                  survives), negative = leave the server's setting alone */
+    /* LISTEN: with a channel name ([a-z_][a-z0-9_]*, at most 63 bytes, copied), every
+     * connection runs LISTEN when it comes up, before its first query, and hands each
+     * notification to on_listen(listen_arg, ...): once per listening connection, so the callback
+     * must be idempotent. READY when the first connection listens, LOST when the last one stops.
+     * Read-your-writes: a notification raised by a query's own transaction is handed on before
+     * that query's callback runs. */
+    const char *listen_channel;
+    pgpool_listen_cb on_listen;
+    void *listen_arg;
 } pgpool_options;
 
 /* The error strings a callback can receive (compare pointers or text). */
@@ -74,7 +92,8 @@ int pgpool_check_conninfo(const char *conninfo, char *err, size_t err_size);
 
 /*
  * Creates the pool and starts connecting in the background. conninfo is copied. Returns NULL
- * when conninfo does not parse (see pgpool_check_conninfo) or memory runs out.
+ * when conninfo does not parse (see pgpool_check_conninfo), the listen channel is not a plain
+ * name, or memory runs out.
  */
 pgpool *pgpool_new(uv_loop_t *loop, const char *conninfo, const pgpool_options *options);
 

@@ -642,12 +642,64 @@ def test_disabled_account_stops_at_once_and_cannot_sign_in():
                       body={"disabled": False}), 200)
         eq(dep.status("GET", "/api/agents/me", token=agent), 401, "re-enabling does not revive it")
         agent = dep.token("agent1", "agent1-password")
-        # Disabled behind the API's back (SQL): the guard reads the account on every request.
+        # Disabled behind the API's back (SQL): PostgreSQL's notification reaches the guard's
+        # row cache (sql/005_row_cache_notify.sql) within milliseconds.
         dep.sql("UPDATE accounts SET disabled = true WHERE login = 'agent1'")
-        eq(dep.status("GET", "/api/agents/me", token=agent), 401)
+        wait_until(lambda: dep.status("GET", "/api/agents/me", token=agent) == 401, timeout=1,
+                   interval=0.005, what="an account disabled in SQL")
         wait_for_audit(dep, "admin_disable_agent", "ok")
         rows = wait_for_audit(dep, "session_revoked", "ok")
         eq((rows[0][0], rows[0][1]), ("2", "1"), "about the agent, done by the admin")
+
+
+def cache_hits(dep):
+    """edgegate_row_cache_hits_total{kind="account"} of the deployment's api-server."""
+    st, _, body = request("127.0.0.1", dep.api.port, "GET", "/metrics",
+                          {"Authorization": f"Bearer {INTERNAL_TOKEN}"})
+    eq(st, 200, "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith('edgegate_row_cache_hits_total{kind="account"} '):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_the_account_cache_answers_reads_and_hears_every_change():
+    # The guard reads the account from memory (api-server/row_cache.h); PostgreSQL tells every
+    # replica of each change (sql/005_row_cache_notify.sql). Own writes are seen by the very next
+    # request; another writer's (SQL here) as soon as its notification arrives.
+    with Deployment() as dep:
+        admin = dep.mfa_token()
+        dep.add_agent(admin, "agent1", "agent1-password")
+        agent = dep.token("agent1", "agent1-password")
+        eq(dep.status("GET", "/api/agents/me", token=agent), 200)
+        before = cache_hits(dep)
+        for _ in range(5):
+            eq(dep.status("GET", "/api/agents/me", token=agent), 200)
+        check(cache_hits(dep) - before >= 5, "the account came from the cache")
+
+        for status in ("busy", "offline", "online") * 5:
+            eq(dep.call("PUT", "/api/agents/me/status", token=agent,
+                        body={"status": status})[0], 200)
+            eq(dep.call("GET", "/api/agents/me", token=agent)[1]["status"], status,
+               "the next request sees the write")
+
+        def name_is(want):
+            return dep.call("GET", "/api/agents/me", token=agent)[1]["name"] == want
+        dep.sql("UPDATE accounts SET display_name = 'Renamed In SQL' WHERE login = 'agent1'")
+        t0 = time.monotonic()
+        wait_until(lambda: name_is("Renamed In SQL"), timeout=1, interval=0.005,
+                   what="a change made in SQL")
+        check(time.monotonic() - t0 < 0.5, "heard within milliseconds")
+
+        dep.sql("UPDATE accounts SET session_epoch = session_epoch + 1 WHERE login = 'agent1'")
+        wait_until(lambda: dep.status("GET", "/api/agents/me", token=agent) == 401, timeout=1,
+                   interval=0.005, what="sessions revoked in SQL")
+        # Another session of the same account, read and cached, then the account disabled.
+        agent = dep.token("agent1", "agent1-password")
+        eq(dep.status("GET", "/api/agents/me", token=agent), 200)
+        dep.sql("UPDATE accounts SET disabled = true WHERE login = 'agent1'")
+        wait_until(lambda: dep.status("GET", "/api/agents/me", token=agent) == 401, timeout=1,
+                   interval=0.005, what="an account disabled in SQL")
 
 
 def test_admins_create_update_and_refuse_to_lock_themselves_out():

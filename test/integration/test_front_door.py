@@ -94,10 +94,22 @@ def test_hello_reaches_the_device_and_strangers_get_404():
         eq(st.get("hello", device_id="not-a-uuid")[0], 404)
         eq(st.dep.call("GET", st.path("hello"))[0], 401, "signed out")
 
+        # The owner changed behind the API's back (SQL): the row cache hears of it at once.
+        mallory_id = st.dep.sql("SELECT id FROM accounts WHERE login = 'mallory'")
+        alice_id = st.dep.sql("SELECT id FROM accounts WHERE login = 'alice'")
+        st.dep.sql(f"UPDATE devices SET owner_id = {mallory_id} WHERE id = '{st.device_id}'")
+        wait_until(lambda: st.get("hello")[0] == 404, timeout=1, interval=0.005,
+                   what="the old owner refused")
+        eq(st.get("hello", token=st.mallory)[0], 200)
+        st.dep.sql(f"UPDATE devices SET owner_id = {alice_id} WHERE id = '{st.device_id}'")
+        wait_until(lambda: st.get("hello")[0] == 200, timeout=1, interval=0.005,
+                   what="the owner back")
+
         # A revoked device is gone for its owner too.
         st.dep.sql(f"UPDATE devices SET revoked_at = now(), token_hash = NULL "
                    f"WHERE id = '{st.device_id}'")
-        eq(st.get("hello")[0], 404)
+        wait_until(lambda: st.get("hello")[0] == 404, timeout=1, interval=0.005,
+                   what="a device revoked in SQL")
         eq(st.get("hello", token=st.admin)[0], 404)
 
 

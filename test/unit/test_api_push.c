@@ -16,6 +16,7 @@
 #include "api-server/push_message.c"
 #include "api-server/push_publish.c"
 #include "api-server/request.c"
+#include "api-server/row_cache.c"
 #include "api-server/session.c"
 #include "api-server/session_cookie.c"
 

@@ -49,13 +49,23 @@ static void tick_cb(uv_timer_t *t)
 {
 }
 
-static void fx_open(struct fixture *fx, const pgpool_options *opt)
+/* The test database, its sessions named application_name (so a test can find its own). */
+static void fx_open_named(struct fixture *fx, const pgpool_options *opt, const char *application)
 {
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     uv_timer_init(&fx->loop, &fx->tick);
     uv_timer_start(&fx->tick, tick_cb, 10, 10);
-    fx->pool = pgpool_new(&fx->loop, need_env("EDGEGATE_TEST_DATABASE_URL"), opt);
+    const char *url = need_env("EDGEGATE_TEST_DATABASE_URL");
+    char conninfo[512];
+    snprintf(conninfo, sizeof(conninfo), "%s%sapplication_name=%s", url,
+             strchr(url, '?') ? "&" : "?", application);
+    fx->pool = pgpool_new(&fx->loop, conninfo, opt);
     assert_non_null(fx->pool);
+}
+
+static void fx_open(struct fixture *fx, const pgpool_options *opt)
+{
+    fx_open_named(fx, opt, "test_pgpool");
 }
 
 /* Runs the loop until *flag reaches want or timeout_ms passes; returns 0 when it did. */
@@ -371,6 +381,145 @@ static void test_close_fails_pending_queries_and_lets_the_loop_end(void **state)
     }
 }
 
+/* ---- LISTEN ---- */
+
+struct listened {
+    int ready, lost, notified;
+    char payload[64];
+};
+
+static void on_listen(void *arg, enum pgpool_listen_event event, const char *payload)
+{
+    struct listened *l = arg;
+    switch (event) {
+    case PGPOOL_LISTEN_READY:
+        l->ready++;
+        break;
+    case PGPOOL_LISTEN_LOST:
+        l->lost++;
+        break;
+    case PGPOOL_LISTEN_NOTIFY:
+        l->notified++;
+        snprintf(l->payload, sizeof(l->payload), "%s", payload);
+        break;
+    }
+}
+
+static void notify(struct fixture *fx, const char *payload)
+{
+    struct result r = {0};
+    const char *values[1] = {payload};
+    assert_int_equal(pgpool_query(fx->pool, "SELECT pg_notify('edgegate_test', $1)::text", 1,
+                                  values, NULL, on_result, &r),
+                     0);
+    assert_int_equal(run_until_int(&fx->loop, &r.called, 1, 10000), 0);
+    assert_null(r.error);
+}
+
+static void test_listen_channel_must_be_a_plain_name(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    const char *bad[] = {"", "1abc", "a-b", "Upper", "a;b", "a b",
+                         "a234567890123456789012345678901234567890123456789012345678901234"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pgpool_options opt = {.listen_channel = bad[i]};
+        assert_null(pgpool_new(&loop, "dbname=x", &opt));
+    }
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Notifies until one notification is heard by `listeners` connections: a connection that has
+ * just come up may still be sending its LISTEN. Returns 0 when it was. */
+static int notify_until_heard(struct fixture *fx, struct listened *l, const char *payload,
+                              int listeners)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        l->notified = 0;
+        notify(fx, payload);
+        if (run_until_int(&fx->loop, &l->notified, listeners, 200) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* Terminates the pool's other connection (the asking one is spared). */
+static void kill_the_other_connection(struct fixture *fx)
+{
+    query_ok(fx,
+             "SELECT count(pg_terminate_backend(pid))::text FROM pg_stat_activity"
+             " WHERE pid <> pg_backend_pid() AND application_name = 'listen_test'",
+             "1");
+}
+
+static void test_listen_delivers_notifications_and_reports_a_lost_connection(void **state)
+{
+    struct fixture fx;
+    struct listened l = {0};
+    pgpool_options opt = {.size = 2, .listen_channel = "edgegate_test", .on_listen = on_listen,
+                          .listen_arg = &l};
+    fx_open_named(&fx, &opt, "listen_test");
+    assert_int_equal(run_until_int(&fx.loop, &l.ready, 1, 10000), 0);
+    assert_int_equal(run_until_available(&fx, 2, 10000), 0);
+
+    /* Every listening connection hears it: the callback sees it once per connection. */
+    assert_int_equal(notify_until_heard(&fx, &l, "accounts:42", 2), 0);
+    assert_string_equal(l.payload, "accounts:42");
+    assert_int_equal(l.ready, 1); /* READY once, however many connections listen */
+
+    /* One connection killed: the other still listens, nothing is lost. It comes back. */
+    kill_the_other_connection(&fx);
+    assert_int_equal(run_until_available(&fx, 1, 5000), 0);
+    assert_int_equal(notify_until_heard(&fx, &l, "devices:7", 2), 0); /* the new one too */
+    assert_string_equal(l.payload, "devices:7");
+    assert_int_equal(l.lost, 0);
+
+    /* Both killed (the server going away): LOST, then READY again once one listens. */
+    services("stop-pg", "EDGEGATE_TEST_PG_PORT");
+    assert_int_equal(run_until_int(&fx.loop, &l.lost, 1, 10000), 0);
+    services("start-pg", "EDGEGATE_TEST_PG_PORT");
+    assert_int_equal(run_until_int(&fx.loop, &l.ready, 2, 20000), 0);
+    l.notified = 0;
+    notify(&fx, "*");
+    assert_int_equal(run_until_int(&fx.loop, &l.notified, 1, 5000), 0);
+    assert_string_equal(l.payload, "*");
+    fx_close(&fx);
+}
+
+/* The order a cache relies on: a query's own NOTIFY is handed on before its callback. */
+struct own_write {
+    struct listened *l;
+    int notified_before_result;
+    int called;
+};
+
+static void on_own_write(void *arg, const PGresult *res, const char *error)
+{
+    struct own_write *w = arg;
+    w->called = 1;
+    w->notified_before_result = w->l->notified;
+}
+
+static void test_listen_hands_a_query_its_own_notification_before_its_result(void **state)
+{
+    struct fixture fx;
+    struct listened l = {0};
+    pgpool_options opt = {.size = 1, .listen_channel = "edgegate_test", .on_listen = on_listen,
+                          .listen_arg = &l};
+    fx_open(&fx, &opt);
+    assert_int_equal(run_until_int(&fx.loop, &l.ready, 1, 10000), 0);
+    for (int i = 0; i < 20; i++) {
+        struct own_write w = {.l = &l};
+        l.notified = 0;
+        assert_int_equal(pgpool_query(fx.pool, "SELECT pg_notify('edgegate_test', 'mine')", 0,
+                                      NULL, NULL, on_own_write, &w),
+                         0);
+        assert_int_equal(run_until_int(&fx.loop, &w.called, 1, 5000), 0);
+        assert_int_equal(w.notified_before_result, 1);
+    }
+    fx_close(&fx);
+}
+
 static void test_server_stop_fails_fast_and_start_recovers_without_restart(void **state)
 {
     struct fixture fx;
@@ -419,6 +568,9 @@ int main(void)
         cmocka_unit_test(test_server_side_statement_timeout_keeps_the_connection),
         cmocka_unit_test(test_unresponsive_server_expires_queued_query_and_connect),
         cmocka_unit_test(test_close_fails_pending_queries_and_lets_the_loop_end),
+        cmocka_unit_test(test_listen_channel_must_be_a_plain_name),
+        cmocka_unit_test(test_listen_hands_a_query_its_own_notification_before_its_result),
+        cmocka_unit_test(test_listen_delivers_notifications_and_reports_a_lost_connection),
         /* Last: it restarts the server the others use. */
         cmocka_unit_test(test_server_stop_fails_fast_and_start_recovers_without_restart),
     };
