@@ -623,6 +623,13 @@ def test_status_must_be_online_busy_or_offline():
         eq((st, error_code(doc)), (422, "INVALID_STATUS"))
 
 
+def signed_out_soon(dep, token, what):
+    """A change made in SQL reaches api-server's row cache as a notification: within
+    milliseconds, not necessarily before psql returns."""
+    wait_until(lambda: dep.status("GET", "/api/agents/me", token=token) == 401, timeout=1,
+               interval=0.005, what=what)
+
+
 def test_disabled_account_stops_at_once_and_cannot_sign_in():
     with Deployment() as dep:
         admin = dep.mfa_token()
@@ -645,8 +652,7 @@ def test_disabled_account_stops_at_once_and_cannot_sign_in():
         # Disabled behind the API's back (SQL): PostgreSQL's notification reaches the guard's
         # row cache (sql/005_row_cache_notify.sql) within milliseconds.
         dep.sql("UPDATE accounts SET disabled = true WHERE login = 'agent1'")
-        wait_until(lambda: dep.status("GET", "/api/agents/me", token=agent) == 401, timeout=1,
-                   interval=0.005, what="an account disabled in SQL")
+        signed_out_soon(dep, agent, "an account disabled in SQL")
         wait_for_audit(dep, "admin_disable_agent", "ok")
         rows = wait_for_audit(dep, "session_revoked", "ok")
         eq((rows[0][0], rows[0][1]), ("2", "1"), "about the agent, done by the admin")
@@ -692,14 +698,12 @@ def test_the_account_cache_answers_reads_and_hears_every_change():
         check(time.monotonic() - t0 < 0.5, "heard within milliseconds")
 
         dep.sql("UPDATE accounts SET session_epoch = session_epoch + 1 WHERE login = 'agent1'")
-        wait_until(lambda: dep.status("GET", "/api/agents/me", token=agent) == 401, timeout=1,
-                   interval=0.005, what="sessions revoked in SQL")
+        signed_out_soon(dep, agent, "sessions revoked in SQL")
         # Another session of the same account, read and cached, then the account disabled.
         agent = dep.token("agent1", "agent1-password")
         eq(dep.status("GET", "/api/agents/me", token=agent), 200)
         dep.sql("UPDATE accounts SET disabled = true WHERE login = 'agent1'")
-        wait_until(lambda: dep.status("GET", "/api/agents/me", token=agent) == 401, timeout=1,
-                   interval=0.005, what="an account disabled in SQL")
+        signed_out_soon(dep, agent, "an account disabled in SQL")
 
 
 def test_admins_create_update_and_refuse_to_lock_themselves_out():
