@@ -99,7 +99,6 @@ static int on_headers_complete(llhttp_t *p)
         return fail(r, 505);
     h->method_id = llhttp_get_method(p);
     h->http_minor = llhttp_get_http_minor(p);
-    h->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     h->upgrade = llhttp_get_upgrade(p) ? 1 : 0;
     h->chunked = (p->flags & F_CHUNKED) ? 1 : 0;
     h->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
@@ -114,6 +113,8 @@ static int on_headers_complete(llhttp_t *p)
     } else if (h->target.ptr == NULL) {
         return fail(r, 400);
     }
+    /* After F_SKIPBODY: the answer to a HEAD without a length is not delimited by the close. */
+    h->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     for (unsigned i = 0; i < h->nheaders; i++) /* llhttp lets ": value" through */
         if (h->headers[i].name.len == 0)
             return fail(r, 400);
