@@ -106,9 +106,11 @@ static int on_headers_complete(llhttp_t *p)
         h->status = llhttp_get_status_code(p);
         if (h->status < 100 || h->status > 999) /* llhttp lets a missing status through */
             return fail(r, 400);
-        if (r->no_body)
-            /* The answer to a HEAD: its Content-Length describes a body that is not sent.
-             * Returning 1 would say so to llhttp, but this callback must pause instead. */
+        if (r->no_body || h->status / 100 == 1 || h->status == 204 || h->status == 304)
+            /* The answer to a HEAD, and 1xx, 204 and 304 (RFC 9110 §6.4.1): a Content-Length
+             * describes a body that is not sent, and llhttp would wait for it (it only knows
+             * 1xx/204/304 have none when no length is given). Returning 1 would say so to
+             * llhttp, but this callback must pause instead. */
             p->flags |= F_SKIPBODY;
     } else if (h->target.ptr == NULL) {
         return fail(r, 400);

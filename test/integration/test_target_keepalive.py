@@ -78,8 +78,18 @@ def test_head_204_304_and_chunked_responses_end_where_they_end():
             eq((st, out["status"], out["body"]), (200, code, b""), f"GET /status/{code}")
         st, out = forward_http(proxy, dev, "GET", "/chunked")
         eq((st, out["status"], out["body"]), (200, 200, b"chunked body, three pieces\n"))
+        # A 304 with a Content-Length has no body either (a raw pipe: the reader is ours).
+        st, _, s, rest = open_raw(proxy, dev)
+        eq(st, 101)
+        s.sendall(b"GET /stale HTTP/1.1\r\nHost: device\r\n\r\n"
+                  b"GET /hello HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n")
+        status, _, _, rest = raw_response(s, rest)
+        eq(status, 304, "GET /stale")
+        status, _, body, rest = raw_response(s, rest)
+        eq((status, body), (200, b"hello, world\n"), "the request after the 304")
+        s.close()
         hello(proxy, dev)
-        eq(target.accepted, 1, "one connection for HEAD, 204, 304, chunked and a GET")
+        eq(target.accepted, 1, "one connection for HEAD, 204, 304, chunked and GETs")
 
 
 def test_response_delimited_by_the_close_is_whole_and_its_connection_not_reused():

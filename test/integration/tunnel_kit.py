@@ -167,6 +167,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # /status/204, /status/304: a status whose response never has a body.
             self.send_response(int(self.path.split("/")[2]))
             self.end_headers()
+        elif self.path == "/stale":
+            # A 304 that names the length of what the client has: no body follows all the same.
+            self.send_response(304)
+            self.send_header("Content-Length", "99")
+            self.end_headers()
         elif self.path == "/chunked":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
