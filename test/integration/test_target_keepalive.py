@@ -14,9 +14,10 @@ import time
 
 import websockets
 
-from harness import INTERNAL_TOKEN, RemoteProxy, check, eq, read_response, require_services, wait_until
+from harness import (INTERNAL_TOKEN, VALGRIND, RemoteProxy, check, eq, read_response,
+                     require_services, wait_until)
 from test_edge_agent import AGENT, EdgeAgent, http_target
-from tunnel_kit import (RawTarget, forward_http, new_device, open_raw, pattern_sha256,
+from tunnel_kit import (RawTarget, forward_http, new_device, open_raw, pattern_sha256, rss_kib,
                         wait_connected)
 
 
@@ -149,6 +150,46 @@ def test_one_mib_bodies_sized_and_chunked_arrive_intact_on_a_kept_connection():
         s.close()
         hello(proxy, dev, "after the uploads")
         eq(target.accepted, 1, "both uploads and the GETs on one connection")
+
+
+def test_slow_reader_of_a_large_response_keeps_agent_memory_bounded():
+    """The response is read to find its end, never held: a client that stops reading stops the
+    target within one yamux window, and the connection is reused after 32 MiB."""
+    require_services()
+    dev, token = new_device()
+    size = 32 * 1024 * 1024
+    asan = os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0"
+    with RemoteProxy() as proxy, http_target() as target, \
+            EdgeAgent(proxy, token, target.addr, env={"ASAN_OPTIONS": asan}) as agent:
+        wait_connected(proxy, dev)
+        hello(proxy, dev)
+        before = rss_kib(agent.proc.pid)
+        st, _, s, rest = open_raw(proxy, dev)
+        eq(st, 101)
+        s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n" % size)
+        status, hd, _, rest = read_response(s, rest, head_only=True)
+        eq((status, hd.get("content-length")), (200, str(size)))
+        h = hashlib.sha256(rest)
+        n = len(rest)
+        while n < 1024 * 1024:
+            d = s.recv(65536)
+            check(d, "the response ended early")
+            h.update(d)
+            n += len(d)
+        time.sleep(2)  # the client stalls; the target would go on
+        grown = rss_kib(agent.proc.pid) - before
+        check(VALGRIND or grown < 8 * 1024, f"agent RSS grew by {grown} KiB while the client stalled")
+        while n < size:
+            d = s.recv(262144)
+            check(d, "the response ended early")
+            h.update(d)
+            n += len(d)
+        eq(h.hexdigest(), pattern_sha256(size), "sha256 of the download")
+        s.settimeout(5)
+        eq(s.recv(1), b"", "the pipe ends after the response (Connection: close)")
+        s.close()
+        hello(proxy, dev, "after the download")
+        eq(target.accepted, 1, "the connection that carried 32 MiB is reused")
 
 
 def test_expect_100_continue_is_relayed_before_the_body():
