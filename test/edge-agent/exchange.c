@@ -33,6 +33,21 @@ void exchange_free(exchange_t *x)
     free(x);
 }
 
+/* Feeds data[*used, len) to r up to its next event other than body bytes, which are only
+ * counted: the caller relays them as they are. */
+static enum http_reader_event feed_past_body(http_reader_t *r, const uint8_t *data, size_t len,
+                                             size_t *used)
+{
+    for (;;) {
+        size_t n;
+        slice_t body;
+        enum http_reader_event ev =
+            http_reader_feed(r, (const char *)data + *used, len - *used, &n, &body);
+        *used += n;
+        if (ev != HTTP_READER_BODY) return ev;
+    }
+}
+
 /* ---- the request ---- */
 
 void exchange_request_next(exchange_t *x)
@@ -81,23 +96,14 @@ enum exchange_event exchange_request_body(exchange_t *x, const uint8_t *data, si
                                           size_t *used)
 {
     *used = 0;
-    for (;;) {
-        size_t n;
-        slice_t body;
-        /* Called with no bytes right after the head: a request without a body ends there. */
-        enum http_reader_event ev =
-            http_reader_feed(&x->req, (const char *)data + *used, len - *used, &n, &body);
-        *used += n;
-        switch (ev) {
-        case HTTP_READER_BODY:
-            continue;
-        case HTTP_READER_DONE:
-            return EXCHANGE_END;
-        case HTTP_READER_NEED_MORE:
-            return EXCHANGE_MORE;
-        default:
-            return EXCHANGE_OPAQUE;
-        }
+    /* Also called with no bytes right after the head: a request without a body ends there. */
+    switch (feed_past_body(&x->req, data, len, used)) {
+    case HTTP_READER_DONE:
+        return EXCHANGE_END;
+    case HTTP_READER_NEED_MORE:
+        return EXCHANGE_MORE;
+    default: /* bad chunk framing */
+        return EXCHANGE_OPAQUE;
     }
 }
 
@@ -205,11 +211,7 @@ enum exchange_event exchange_response(exchange_t *x, const uint8_t *data, size_t
 {
     *used = 0;
     for (;;) {
-        size_t n;
-        slice_t body;
-        enum http_reader_event ev =
-            http_reader_feed(&x->resp, (const char *)data + *used, len - *used, &n, &body);
-        *used += n;
+        enum http_reader_event ev = feed_past_body(&x->resp, data, len, used);
         int status = x->resp_head.status;
         switch (ev) {
         case HTTP_READER_NEED_MORE:
@@ -218,8 +220,6 @@ enum exchange_event exchange_response(exchange_t *x, const uint8_t *data, size_t
             /* Decided at the head: llhttp only treats a 101 as an upgrade when it carries
              * Connection: upgrade, but whatever follows a 101 is not HTTP any more. */
             if (status == 101) return EXCHANGE_SWITCH;
-            continue;
-        case HTTP_READER_BODY:
             continue;
         case HTTP_READER_DONE:
             if (status >= 100 && status < 200) {

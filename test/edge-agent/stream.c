@@ -633,15 +633,28 @@ static void tcp_on_read(void *arg, const uint8_t *data, size_t len)
     leave(sp);
 }
 
+/* Keep-alive mode: the target connection ended or broke. Between exchanges it is let go (the
+ * next request takes another); before any byte of the answer to a request held whole, the
+ * request goes again on a fresh one. 1 when that dealt with it. */
+static int kept_conn_lost(splice_t *sp, int reset)
+{
+    if (sp->x == NULL) return 0;
+    if (sp->sent_any && !sp->rs_active) {
+        drop_target(sp, reset);
+        return 1;
+    }
+    if (sp->held != NULL && !sp->rs_started) {
+        retry(sp);
+        return 1;
+    }
+    return 0;
+}
+
 static void tcp_on_eof(void *arg)
 {
     splice_t *sp = arg;
     enter(sp);
-    if (sp->x != NULL && sp->sent_any && !sp->rs_active) {
-        drop_target(sp, 0); /* closed between exchanges: the next one takes another */
-    } else if (sp->x != NULL && sp->held != NULL && !sp->rs_started) {
-        retry(sp);
-    } else {
+    if (!kept_conn_lost(sp, 0)) {
         sp->target_eof = 1;
         unqueue(sp);
         if (sp->x != NULL && sp->sent_any &&
@@ -787,11 +800,7 @@ static void tcp_on_error(void *arg, int status)
 {
     splice_t *sp = arg;
     enter(sp);
-    if (sp->x != NULL && sp->sent_any && !sp->rs_active) {
-        drop_target(sp, 1); /* broke between exchanges: the next one takes another */
-    } else if (sp->x != NULL && sp->held != NULL && !sp->rs_started) {
-        retry(sp);
-    } else {
+    if (!kept_conn_lost(sp, 1)) {
         log_debug("agent.target_error", "stream=%u error=\"%s\"",
                   sp->st ? yamux_stream_id(sp->st) : 0, uv_strerror(status));
         fail(sp);
