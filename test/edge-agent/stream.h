@@ -4,7 +4,7 @@
  * splice_open() takes an inbound stream and accepts it only once it has a connected target
  * connection (a target that refuses makes the proxy see RST, not an empty answer). Then bytes
  * are copied both ways with backpressure, so a stream holds at most one yamux window plus one
- * read (plus, in keep-alive mode, one request head):
+ * read (in keep-alive mode also its reader, exchange.h, and one request head kept for a retry):
  *   stream → target: written to the socket; reported consumed to yamux (which reopens the
  *     proxy's window) only once the kernel has taken them.
  *   target → stream: what the stream's send window does not take is kept and the target is
