@@ -99,7 +99,6 @@ static int on_headers_complete(llhttp_t *p)
         return fail(r, 505);
     h->method_id = llhttp_get_method(p);
     h->http_minor = llhttp_get_http_minor(p);
-    h->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     h->upgrade = llhttp_get_upgrade(p) ? 1 : 0;
     h->chunked = (p->flags & F_CHUNKED) ? 1 : 0;
     h->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
@@ -107,13 +106,17 @@ static int on_headers_complete(llhttp_t *p)
         h->status = llhttp_get_status_code(p);
         if (h->status < 100 || h->status > 999) /* llhttp lets a missing status through */
             return fail(r, 400);
-        if (r->no_body)
-            /* The answer to a HEAD: its Content-Length describes a body that is not sent.
-             * Returning 1 would say so to llhttp, but this callback must pause instead. */
+        if (r->no_body || h->status / 100 == 1 || h->status == 204 || h->status == 304)
+            /* The answer to a HEAD, and 1xx, 204 and 304 (RFC 9110 §6.4.1): a Content-Length
+             * describes a body that is not sent, and llhttp would wait for it (it only knows
+             * 1xx/204/304 have none when no length is given). Returning 1 would say so to
+             * llhttp, but this callback must pause instead. */
             p->flags |= F_SKIPBODY;
     } else if (h->target.ptr == NULL) {
         return fail(r, 400);
     }
+    /* After F_SKIPBODY: the answer to a HEAD without a length is not delimited by the close. */
+    h->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     for (unsigned i = 0; i < h->nheaders; i++) /* llhttp lets ": value" through */
         if (h->headers[i].name.len == 0)
             return fail(r, 400);

@@ -79,7 +79,8 @@ void http_reader_init(http_reader_t *reader);
 /* The same for responses. Between messages, call http_reader_begin(), then
  * http_reader_expect_no_body() when the request was HEAD. A response's end that is marked by the
  * connection closing is reported by http_reader_finish(). 1xx responses are messages of their
- * own: a 100 Continue is a HEAD then DONE, and the real response follows after a begin. */
+ * own: a 100 Continue is a HEAD then DONE, and the real response follows after a begin. 1xx,
+ * 204 and 304 responses have no body, whatever Content-Length they carry. */
 void http_reader_init_response(http_reader_t *reader);
 void http_reader_expect_no_body(http_reader_t *reader);
 /* The peer closed the connection: HTTP_READER_DONE when that ends the message in progress

@@ -322,6 +322,12 @@ void tcp_conn_close(tcp_conn_t *c, int reset)
     uv_close(h, on_closed);
 }
 
+void tcp_conn_rebind(tcp_conn_t *c, const tcp_conn_ops_t *ops, void *arg)
+{
+    c->ops = ops;
+    c->arg = arg;
+}
+
 const char *tcp_conn_peer(const tcp_conn_t *c, char *out, size_t size)
 {
     struct sockaddr_storage ss;

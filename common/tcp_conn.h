@@ -19,6 +19,9 @@
  * Lifetime: tcp_conn_close() (or a failed connect, which the caller answers with close) ends
  * it; on_close is the last callback and the conn is freed right after it returns. After
  * close no other callback runs. Callbacks may call any tcp_conn_* function on their conn.
+ *
+ * Owner: ops and arg can change hands (tcp_conn_rebind), so a pool can keep an idle connection
+ * between two users; from then on every callback goes to the new owner.
  */
 #ifndef EDGEGATE_TCP_CONN_H
 #define EDGEGATE_TCP_CONN_H
@@ -68,6 +71,10 @@ int tcp_conn_shutdown(tcp_conn_t *c);
 /* Closes now; queued bytes are dropped. reset: abort with RST (the peer sees an error, not a
  * clean end). Idempotent. */
 void tcp_conn_close(tcp_conn_t *c, int reset);
+
+/* Every later callback goes to ops / arg (borrowed as in tcp_conn_new). Callable from inside a
+ * callback of c: the rest of that callback still belongs to the old owner. */
+void tcp_conn_rebind(tcp_conn_t *c, const tcp_conn_ops_t *ops, void *arg);
 
 /* "ip:port" of the connected peer, for logs. */
 const char *tcp_conn_peer(const tcp_conn_t *c, char *out, size_t size);

@@ -195,8 +195,10 @@ static void st_on_fin(void *arg, yamux_stream *st)
     (void)st;
     if (f->req == NULL || f->complete)
         return;
-    /* A body delimited by the end of the connection ends here. */
-    if (llhttp_finish(&f->parser) == HPE_OK && f->complete)
+    /* A body delimited by the end of the connection ends here. on_complete pauses, and
+     * llhttp_finish passes that on: HPE_PAUSED is a complete response too. */
+    enum llhttp_errno err = llhttp_finish(&f->parser);
+    if ((err == HPE_OK || err == HPE_PAUSED) && f->complete)
         succeed(f);
     else
         fail(f, "TUNNEL_READ_ERROR", "The device closed the stream before answering.");

@@ -541,10 +541,26 @@ def main():
     log("small GET")
     direct = wrk(f"http://127.0.0.1:{target}/hello")
     hop = wrk(f"http://127.0.0.1:{rproxy}/hello")
-    agent = spawn(agent_argv(proxy, f"127.0.0.1:{target}", ["--token-file", write("token", dev_tok + "\n")]),
-                  "edge-agent")
-    wait_until(lambda: sessions_total(proxy) >= 1, timeout=15, what="agent tunnel")
+
+    def device_agent(name, extra=()):
+        """The device's edge-agent in front of nginx; it replaces any earlier one."""
+        wait_until(lambda: sessions_total(proxy) == 0, timeout=15, what="no tunnel")
+        p = spawn(agent_argv(proxy, f"127.0.0.1:{target}",
+                             ["--token-file", write("token", dev_tok + "\n"), *extra]), name)
+        wait_until(lambda: sessions_total(proxy) >= 1, timeout=15, what="agent tunnel")
+        return p
+
+    # The agent's defaults, then the opaque model (a fresh target connection per stream, as
+    # before keep-alive). In this order: the opaque run leaves ~100k sockets in TIME_WAIT for a
+    # minute, which makes every later connect dearer.
+    agent = device_agent("edge-agent")
     fwd = wrk(f"http://127.0.0.1:{proxy.internal_port}/internal/forward/http", script=lua_post(device))
+    stop_proc(agent)
+    agent = device_agent("edge-agent-opaque", ["--target-keepalive", "0"])
+    fwd0 = wrk(f"http://127.0.0.1:{proxy.internal_port}/internal/forward/http",
+               script=lua_post(device))
+    stop_proc(agent)
+    agent = device_agent("edge-agent")
     full = wrk(f"http://127.0.0.1:{api.port}/api/devices/{device}/proxy/hello", headers=[bearer])
     d = "direct nginx"
     row("Small GET · direct to nginx (the limit) · req/s", direct["rps"], "req/s")
@@ -558,6 +574,11 @@ def main():
         direct["rps"], d, target=0.25, note=fnote)
     row("Small GET · remote-proxy forward/http · p99", fwd["p99"], "ms", direct["p99"], d,
         note=f"p50 {fwd['p50']:.2f} ms")
+    f0note = f"{fwd0['errors']} errors" if fwd0["errors"] else ""
+    row("Small GET · forward/http via edge-agent with --target-keepalive 0 (a target connection "
+        "per stream) · req/s", fwd0["rps"], "req/s", direct["rps"], d, note=f0note)
+    row("Small GET · forward/http, --target-keepalive 0 · p99", fwd0["p99"], "ms", direct["p99"], d,
+        note=f"p50 {fwd0['p50']:.2f} ms")
     full_note = f"{full['errors']} errors" if full["errors"] else ""
     row("Small GET · full path GET /api/devices/{id}/proxy/hello (bearer session) · req/s",
         full["rps"], "req/s", direct["rps"], d, target=0.20, note=full_note)

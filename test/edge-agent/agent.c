@@ -715,6 +715,11 @@ resolver_t *agent_target(const agent_t *a)
     return a->cfg->target;
 }
 
+target_pool_t *agent_target_pool(const agent_t *a)
+{
+    return a->cfg->target_pool;
+}
+
 int agent_link_busy(const agent_t *a)
 {
     return a->ws != NULL && ws_queued(a->ws) > LINK_BUSY_AT;

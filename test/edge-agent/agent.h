@@ -29,6 +29,7 @@
 #include "common/tls.h"
 #include "common/resolve.h"
 #include "test/edge-agent/stream.h"
+#include "test/edge-agent/target_pool.h"
 
 typedef struct agent_config {
     uv_loop_t *loop;
@@ -38,6 +39,7 @@ typedef struct agent_config {
     tls_ctx_t *tls;        /* NULL: ws:// */
     resolver_t *proxy;
     resolver_t *target;
+    target_pool_t *target_pool; /* idle target connections; NULL: opaque streams (stream.h) */
     const char *agent_version; /* X-Agent-Version, or NULL */
     uint64_t idle_timeout_ms;  /* nothing from the proxy this long: dead */
     uint64_t refused_retry_ms; /* first wait after 401 */
@@ -76,6 +78,7 @@ void agent_get_stats(agent_stats_t *out);
 /* For stream.c. */
 uv_loop_t *agent_loop(const agent_t *a);
 resolver_t *agent_target(const agent_t *a);
+target_pool_t *agent_target_pool(const agent_t *a);
 /* True while the tunnel's outgoing queue is above its bound: splices stop reading targets. */
 int agent_link_busy(const agent_t *a);
 splice_queue_t *agent_link_waiters(agent_t *a);

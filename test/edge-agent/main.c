@@ -37,6 +37,8 @@ static const char usage[] =
     "Dials the remote-proxy's tunnel port over WebSocket, authenticates with a device\n"
     "credential (sent as the subprotocol bearer.TOKEN) and serves the yamux streams the proxy\n"
     "opens by connecting each one to the local target and copying bytes both ways.\n"
+    "Streams are read as HTTP/1.1 so that connections to the target are kept and reused\n"
+    "between requests; anything else (upgrades, raw bytes) is copied as it is.\n"
     "Reconnects with exponential backoff and jitter; SIGTERM / SIGINT end it cleanly.\n"
     "\n"
     "  --url URL            ws://host:3800/tunnel, or wss://... for TLS\n"
@@ -54,6 +56,9 @@ static const char usage[] =
     "  --refused-retry S    first wait after the proxy refuses the credential (30); doubles\n"
     "                       up to 10 minutes\n"
     "  --max-connecting N   at most N handshakes in flight at once (128)\n"
+    "  --target-keepalive N keep up to N idle connections to the target for reuse by later\n"
+    "                       requests (32); idle ones are closed after 2 s. 0: a fresh\n"
+    "                       connection per stream and bytes never looked at\n"
     "  --log-level L        debug, info, warn, error (default: EDGEGATE_LOG_LEVEL or info)\n"
     "  --help               this text\n";
 
@@ -70,6 +75,7 @@ typedef struct options {
     unsigned long idle_timeout_s;
     unsigned long refused_retry_s;
     unsigned long max_connecting;
+    unsigned long target_keepalive;
 } options_t;
 
 typedef struct endpoint {
@@ -83,6 +89,7 @@ typedef struct endpoint {
 static struct {
     uv_loop_t *loop;
     agent_config_t cfg;
+    target_pool_t *pool; /* NULL with --target-keepalive 0 */
     agent_t **agents;
     unsigned n;
     unsigned stopped;
@@ -312,7 +319,13 @@ static void close_all(void)
     for (unsigned i = 0; i < g.n; i++)
         agent_free(g.agents[i]);
     link_cleanup();
-    log_info("agent.exit", "tunnels=%u", g.n);
+    target_pool_stats_t ps = {0};
+    if (g.pool != NULL) {
+        target_pool_get_stats(g.pool, &ps);
+        target_pool_close(g.pool);
+    }
+    log_info("agent.exit", "tunnels=%u target_reused=%llu", g.n,
+             (unsigned long long)ps.reused);
 }
 
 static void on_agent_stopped(void *arg)
@@ -369,12 +382,16 @@ static void on_summary(uv_timer_t *t)
     g.last_summary_ms = now;
     char err[200];
     log_quote(err, sizeof(err), s.last_error, strlen(s.last_error));
+    target_pool_stats_t ps = {0};
+    if (g.pool != NULL) target_pool_get_stats(g.pool, &ps);
     log_info("agent.summary",
              "tunnels=%u open=%u connecting=%u waiting=%u refused=%u streams=%u connects=%llu "
-             "failures=%llu refusals=%llu disconnects=%llu last_error=%s",
+             "failures=%llu refusals=%llu disconnects=%llu target_idle=%u target_reused=%llu "
+             "last_error=%s",
              s.tunnels, s.open, s.connecting, s.waiting, s.refused, s.streams,
              (unsigned long long)s.connects, (unsigned long long)s.failures,
-             (unsigned long long)s.refusals, (unsigned long long)s.disconnects, err);
+             (unsigned long long)s.refusals, (unsigned long long)s.disconnects, ps.idle,
+             (unsigned long long)ps.reused, err);
 }
 
 /* Logs once when every tunnel of a swarm has been up: how fast the proxy took them. */
@@ -398,7 +415,11 @@ static void on_tunnel_open(void *arg)
 
 int main(int argc, char **argv)
 {
-    options_t o = {.swarm = 1, .idle_timeout_s = 90, .refused_retry_s = 30, .max_connecting = 128};
+    options_t o = {.swarm = 1,
+                   .idle_timeout_s = 90,
+                   .refused_retry_s = 30,
+                   .max_connecting = 128,
+                   .target_keepalive = 32};
     enum {
         O_URL = 256,
         O_TOKEN,
@@ -412,6 +433,7 @@ int main(int argc, char **argv)
         O_REFUSED,
         O_MAXCONN,
         O_LEVEL,
+        O_KEEPALIVE,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -427,6 +449,7 @@ int main(int argc, char **argv)
         {"refused-retry", required_argument, NULL, O_REFUSED},
         {"max-connecting", required_argument, NULL, O_MAXCONN},
         {"log-level", required_argument, NULL, O_LEVEL},
+        {"target-keepalive", required_argument, NULL, O_KEEPALIVE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -472,6 +495,11 @@ int main(int argc, char **argv)
         case O_MAXCONN:
             if (parse_ulong(optarg, 1, 100000, &o.max_connecting) < 0)
                 return fail_usage("--max-connecting wants a number (1-100000), not \"%s\"", optarg);
+            break;
+        case O_KEEPALIVE:
+            if (parse_ulong(optarg, 0, 100000, &o.target_keepalive) < 0)
+                return fail_usage("--target-keepalive wants a number (0-100000), not \"%s\"",
+                                  optarg);
             break;
         case O_HELP:
             fputs(usage, stdout);
@@ -567,7 +595,9 @@ int main(int argc, char **argv)
     resolver_t *target = resolver_new(g.loop, target_host, target_port);
     g.n = (unsigned)o.swarm;
     g.agents = calloc(g.n, sizeof(*g.agents));
-    if (proxy == NULL || target == NULL || g.agents == NULL) {
+    if (o.target_keepalive > 0) g.pool = target_pool_new(g.loop, (unsigned)o.target_keepalive);
+    if (proxy == NULL || target == NULL || g.agents == NULL ||
+        (o.target_keepalive > 0 && g.pool == NULL)) {
         fprintf(stderr, "edge-agent: out of memory\n");
         return 1;
     }
@@ -579,6 +609,7 @@ int main(int argc, char **argv)
         .tls = tls,
         .proxy = proxy,
         .target = target,
+        .target_pool = g.pool,
         .agent_version = o.agent_version ? o.agent_version : "edge-agent/" VERSION,
         .idle_timeout_ms = (uint64_t)o.idle_timeout_s * 1000,
         .refused_retry_ms = (uint64_t)o.refused_retry_s * 1000,
@@ -607,8 +638,9 @@ int main(int argc, char **argv)
     uv_timer_init(g.loop, &g.grace);
     if (g.n > 1) uv_timer_start(&g.summary, on_summary, SUMMARY_EVERY_MS, SUMMARY_EVERY_MS);
 
-    log_info("agent.start", "url=%s://%s%s target=%s tunnels=%u tls=%s version=%s",
-             ep.tls ? "wss" : "ws", ep.authority, ep.path, o.target, g.n,
+    log_info("agent.start",
+             "url=%s://%s%s target=%s target_keepalive=%lu tunnels=%u tls=%s version=%s",
+             ep.tls ? "wss" : "ws", ep.authority, ep.path, o.target, o.target_keepalive, g.n,
              ep.tls ? (o.ca_file ? o.ca_file : "system") : "off", g.cfg.agent_version);
     g.started_ms = uv_now(g.loop);
     for (unsigned i = 0; i < g.n; i++)
@@ -617,6 +649,7 @@ int main(int argc, char **argv)
     uv_run(g.loop, UV_RUN_DEFAULT);
 
     free(g.agents);
+    if (g.pool != NULL) target_pool_free(g.pool);
     resolver_free(proxy);
     resolver_free(target);
     /* Lookups cancelled by resolver_free end in the thread pool; let their callbacks run. */

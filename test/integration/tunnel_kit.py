@@ -124,11 +124,31 @@ def open_raw(proxy, device_id, timeout=30):
 
 # ---- targets on the "device" ----
 
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, as a device's web server: a connection serves requests until
+    the client or a response says close."""
     protocol_version = "HTTP/1.1"
+    served = 0  # requests answered on this connection (one handler per connection)
 
     def log_message(self, *args):
         pass
+
+    def handle_one_request(self):
+        super().handle_one_request()
+        self.served += 1
+
+    def _dropped(self):
+        """HttpTarget.drop_next_reuse: the request arrived on a reused connection, which is
+        closed instead of answered, as a server whose keep-alive timer fired at that moment."""
+        if not (self.server.drop_next_reuse and self.served >= 1):
+            return False
+        self.server.drop_next_reuse = False
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+        return True
 
     def _reply(self, status, body, ctype="text/plain"):
         self.send_response(status)
@@ -139,8 +159,40 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_GET(self):
+        if self._dropped():
+            return
         if self.path == "/hello":
             self._reply(200, b"hello, world\n")
+        elif self.path.startswith("/status/"):
+            # /status/204, /status/304: a status whose response never has a body.
+            self.send_response(int(self.path.split("/")[2]))
+            self.end_headers()
+        elif self.path == "/stale":
+            # A 304 that names the length of what the client has: no body follows all the same.
+            self.send_response(304)
+            self.send_header("Content-Length", "99")
+            self.end_headers()
+        elif self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"chunked ", b"body, ", b"three pieces\n"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/eof":
+            # No length and no chunking: the body ends where the connection does.
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"until the close\n")
+            self.close_connection = True
+        elif self.path == "/close":
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", "6")
+            self.end_headers()
+            self.wfile.write(b"bye!\r\n")
+        elif self.path == "/ws":
+            self._websocket_echo()
         elif self.path.startswith("/headers"):
             self._reply(200, json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(),
                         "application/json")
@@ -189,7 +241,44 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self):
         self.do_GET()
 
+    def _websocket_echo(self):
+        """RFC 6455 server side, just enough for an echo: the handshake, then every text or
+        binary message sent back (unfragmented, unmasked), until a close."""
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        rf = self.rfile
+        while True:
+            hdr = rf.read(2)
+            if len(hdr) < 2:
+                return
+            opcode, n = hdr[0] & 0x0F, hdr[1] & 0x7F
+            if n == 126:
+                n = int.from_bytes(rf.read(2), "big")
+            elif n == 127:
+                n = int.from_bytes(rf.read(8), "big")
+            mask = rf.read(4) if hdr[1] & 0x80 else b"\0\0\0\0"
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(rf.read(n)))
+            if n < 126:
+                out = bytes([0x80 | opcode, n])
+            elif n < 65536:
+                out = bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big")
+            else:
+                out = bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big")
+            self.wfile.write(out + data)
+            self.wfile.flush()
+            if opcode == 8:
+                return
+
     def do_POST(self):
+        if self._dropped():
+            return
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             data = b""
             while True:
@@ -218,6 +307,25 @@ class _Server(http.server.ThreadingHTTPServer):
     # be reset by the kernel and show up as failed forwards.
     request_queue_size = 128
 
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.lock = threading.Lock()
+        self.accepted = 0      # connections accepted, ever
+        self.open = set()      # their sockets, until the handler is done with them
+        self.drop_next_reuse = False
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        with self.lock:
+            self.accepted += 1
+            self.open.add(sock)
+        return sock, addr
+
+    def shutdown_request(self, request):
+        with self.lock:
+            self.open.discard(request)
+        super().shutdown_request(request)
+
 
 class HttpTarget:
     """A threaded HTTP server standing in for the device's web UI."""
@@ -227,6 +335,24 @@ class HttpTarget:
         self.server.daemon_threads = True
         self.addr = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def accepted(self):
+        """Connections the target has accepted: what keep-alive on the agent saves."""
+        return self.server.accepted
+
+    def drop_next_reuse(self):
+        self.server.drop_next_reuse = True
+
+    def close_connections(self):
+        """Hangs up every open connection, as a server whose keep-alive timeout ran out."""
+        with self.server.lock:
+            socks = list(self.server.open)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self):
         self.server.shutdown()
