@@ -57,7 +57,7 @@ static const char usage[] =
     "                       up to 10 minutes\n"
     "  --max-connecting N   at most N handshakes in flight at once (128)\n"
     "  --target-keepalive N keep up to N idle connections to the target for reuse by later\n"
-    "                       requests (32); idle ones are closed after 2 s. 0: a fresh\n"
+    "                       requests (64); idle ones are closed after 2 s. 0: a fresh\n"
     "                       connection per stream and bytes never looked at\n"
     "  --log-level L        debug, info, warn, error (default: EDGEGATE_LOG_LEVEL or info)\n"
     "  --help               this text\n";
@@ -419,7 +419,7 @@ int main(int argc, char **argv)
                    .idle_timeout_s = 90,
                    .refused_retry_s = 30,
                    .max_connecting = 128,
-                   .target_keepalive = 32};
+                   .target_keepalive = 64};
     enum {
         O_URL = 256,
         O_TOKEN,
