@@ -114,10 +114,13 @@ FUZZ_SECONDS ?= 0
 
 $(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -c $< -o $@
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 $(FUZZ_BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -w -c $< -o $@
+# Not intermediate: make would otherwise keep a stale target whose object is gone or whose
+# headers changed (the .d files name them).
+.SECONDARY: $(patsubst test/fuzz/%.c,$(FUZZ_BUILD)/test/fuzz/%.o,$(FUZZ_SRC))
 $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/test/fuzz/%.o $(FUZZ_LIBOBJ)
 	clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
