@@ -461,53 +461,9 @@ static void on_resolved(resolve_req_t *rq, int status, const struct sockaddr *co
     link_connect(c->link, addrs, n); /* a failure ends in link_on_close */
 }
 
-http_client_t *http_client_open(uv_loop_t *loop, const char *url, const http_client_config_t *cfg,
-                                const http_client_ops_t *ops, void *arg, const char **why)
-{
-    http_url_t u;
-    if (http_url_parse(url, strlen(url), &u, why) < 0)
-        return NULL;
-    if (u.tls && cfg->tls == NULL) {
-        *why = "an https:// URL needs a TLS client context";
-        return NULL;
-    }
-    http_client_t *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        *why = "out of memory";
-        return NULL;
-    }
-    c->max_head = cfg->max_head ? cfg->max_head : DEFAULT_MAX_HEAD;
-    c->arena = c->max_head == DEFAULT_MAX_HEAD ? recycle_alloc(&arena_bin) : malloc(c->max_head);
-    c->resolver = c->arena ? resolver_for(loop, u.host, u.port, &c->resolver_owned) : NULL;
-    if (c->resolver == NULL) {
-        arena_free(c);
-        free(c);
-        *why = "out of memory";
-        return NULL;
-    }
-    c->loop = loop;
-    c->cfg = cfg;
-    c->ops = ops;
-    c->arg = arg;
-    c->url = u;
-    /* The slices point into the caller's string; only the host (copied) is used later. */
-    c->url.authority = c->url.path = SLICE_NULL;
-    c->timeout_ms = cfg->timeout_ms;
-    c->early = BUF_INIT(cfg->max_queue ? cfg->max_queue : DEFAULT_MAX_QUEUE);
-    http_reader_init_response(&c->reader);
-    uv_timer_init(loop, &c->timer);
-    c->timer.data = c;
-    arm_timer(c);
-    c->resolve.data = c;
-    resolver_get(c->resolver, &c->resolve, on_resolved);
-    return c;
-}
-
-/* ---- over a pipe its owner provides ---- */
-
-http_client_t *http_client_open_pipe(uv_loop_t *loop, const http_client_config_t *cfg,
-                                     const http_client_ops_t *ops, void *arg,
-                                     const http_client_pipe_ops_t *pipe_ops, void *pipe)
+/* A client without its transport yet; NULL when memory runs out. */
+static http_client_t *client_new(uv_loop_t *loop, const http_client_config_t *cfg,
+                                 const http_client_ops_t *ops, void *arg)
 {
     http_client_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -522,16 +478,65 @@ http_client_t *http_client_open_pipe(uv_loop_t *loop, const http_client_config_t
     c->cfg = cfg;
     c->ops = ops;
     c->arg = arg;
+    c->timeout_ms = cfg->timeout_ms;
+    http_reader_init_response(&c->reader);
+    return c;
+}
+
+/* From here on the client ends only through on_close. */
+static void client_start(http_client_t *c)
+{
+    uv_timer_init(c->loop, &c->timer);
+    c->timer.data = c;
+    arm_timer(c);
+}
+
+http_client_t *http_client_open(uv_loop_t *loop, const char *url, const http_client_config_t *cfg,
+                                const http_client_ops_t *ops, void *arg, const char **why)
+{
+    http_url_t u;
+    if (http_url_parse(url, strlen(url), &u, why) < 0)
+        return NULL;
+    if (u.tls && cfg->tls == NULL) {
+        *why = "an https:// URL needs a TLS client context";
+        return NULL;
+    }
+    http_client_t *c = client_new(loop, cfg, ops, arg);
+    if (c != NULL)
+        c->resolver = resolver_for(loop, u.host, u.port, &c->resolver_owned);
+    if (c == NULL || c->resolver == NULL) {
+        if (c != NULL) {
+            arena_free(c);
+            free(c);
+        }
+        *why = "out of memory";
+        return NULL;
+    }
+    c->url = u;
+    /* The slices point into the caller's string; only the host (copied) is used later. */
+    c->url.authority = c->url.path = SLICE_NULL;
+    c->early = BUF_INIT(cfg->max_queue ? cfg->max_queue : DEFAULT_MAX_QUEUE);
+    client_start(c);
+    c->resolve.data = c;
+    resolver_get(c->resolver, &c->resolve, on_resolved);
+    return c;
+}
+
+/* ---- over a pipe its owner provides ---- */
+
+http_client_t *http_client_open_pipe(uv_loop_t *loop, const http_client_config_t *cfg,
+                                     const http_client_ops_t *ops, void *arg,
+                                     const http_client_pipe_ops_t *pipe_ops, void *pipe)
+{
+    http_client_t *c = client_new(loop, cfg, ops, arg);
+    if (c == NULL)
+        return NULL;
     c->url.port = 80; /* the owner names the Host of every request */
     c->pipe_ops = pipe_ops;
     c->pipe = pipe;
     c->open = 1; /* the pipe is there: nothing is staged in early */
-    c->timeout_ms = cfg->timeout_ms;
     c->early = BUF_INIT(0);
-    http_reader_init_response(&c->reader);
-    uv_timer_init(loop, &c->timer);
-    c->timer.data = c;
-    arm_timer(c);
+    client_start(c);
     return c;
 }
 

@@ -14,7 +14,7 @@ from harness import (RemoteProxy, build_request, check, eq, read_response, reque
                      wait_until)
 from test_accounts import ADMIN, Deployment, rcli
 from test_edge_agent import EdgeAgent
-from tunnel_kit import HttpTarget, pattern_sha256
+from tunnel_kit import HttpTarget, listen_threaded, pattern_sha256
 
 
 class Stack:
@@ -475,20 +475,8 @@ class NoMuxFront:
     def __init__(self, backend_port):
         self.backend_port = backend_port
         self.mux_asked = 0
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
+        self.sock = listen_threaded(self._serve, backlog=128)
         self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     @staticmethod
     def _pump(src, dst):
