@@ -46,13 +46,16 @@ class Stack:
         return self
 
     def __exit__(self, *exc):
+        over_channel = None
         if exc[0] is None and self.channel_baseline is not None and self.proxy.proc.poll() is None:
-            check(proxy_metric(self.proxy, "edgegate_mux_streams_total") > self.channel_baseline,
-                  "the requests did not go over the api-server's channel to the proxy")
+            over_channel = (proxy_metric(self.proxy, "edgegate_mux_streams_total") >
+                            self.channel_baseline)
         if self.agent is not None:
             self.agent.stop()
         self.dep.__exit__(*exc)
         self.proxy.__exit__(*exc)
+        check(over_channel is not False,
+              "the requests did not go over the api-server's channel to the proxy")
 
     def add_device(self, owner_token, name):
         """Paired the way a person pairs one: a code from the owner, exchanged by the device."""
