@@ -18,6 +18,9 @@
 #define BACKOFF_MAX_MS 30000
 /* A replica without /internal/mux (an older proxy) is asked again after this long. */
 #define REFUSED_RETRY_MS 60000
+/* A channel whose ping is still unanswered at the next one is dead (a peer gone silently,
+ * without a FIN or RST): it is closed, and its requests fail instead of waiting. */
+#define CHANNEL_PING_MS 15000
 /* Bytes handed to a paused client in one piece when it resumes. */
 #define DELIVER_PIECE (16 * 1024)
 
@@ -36,6 +39,7 @@ typedef struct channel {
     uint64_t retry_at;     /* uv_now() from which a use may open it again */
     unsigned backoff_ms;
     pstream_t *streams;
+    uv_timer_t ping; /* while up; closed with the manager */
     struct channel *next;
 } channel_t;
 
@@ -45,6 +49,7 @@ struct proxy_channels {
     http_client_config_t cfg; /* the channels' connections */
     channel_t *channels;
     unsigned nchannels;
+    unsigned timers_open;
     int closing;
     void (*done)(void *arg);
     void *done_arg;
@@ -270,6 +275,25 @@ static const yamux_callbacks channel_callbacks = {
 
 /* ---- the channel's connection ---- */
 
+static void on_ping_timer_closed(uv_handle_t *h)
+{
+    channel_t *ch = h->data;
+    proxy_channels_t *pc = ch->pc;
+    if (--pc->timers_open > 0)
+        return;
+    while (pc->channels != NULL) {
+        channel_t *c = pc->channels;
+        pc->channels = c->next;
+        free(c);
+    }
+    void (*done)(void *) = pc->done;
+    void *arg = pc->done_arg;
+    free(pc);
+    if (done != NULL)
+        done(arg);
+}
+
+/* Closing, and no channel has a connection any more: the timers go, then the manager. */
 static void channels_maybe_done(proxy_channels_t *pc)
 {
     if (!pc->closing)
@@ -277,16 +301,28 @@ static void channels_maybe_done(proxy_channels_t *pc)
     for (channel_t *ch = pc->channels; ch != NULL; ch = ch->next)
         if (ch->client != NULL)
             return;
-    while (pc->channels != NULL) {
-        channel_t *ch = pc->channels;
-        pc->channels = ch->next;
-        free(ch);
+    if (pc->channels == NULL) {
+        void (*done)(void *) = pc->done;
+        void *arg = pc->done_arg;
+        free(pc);
+        if (done != NULL)
+            done(arg);
+        return;
     }
-    void (*done)(void *) = pc->done;
-    void *arg = pc->done_arg;
-    free(pc);
-    if (done != NULL)
-        done(arg);
+    for (channel_t *ch = pc->channels; ch != NULL; ch = ch->next)
+        uv_close((uv_handle_t *)&ch->ping, on_ping_timer_closed);
+}
+
+static void on_ping(uv_timer_t *t)
+{
+    channel_t *ch = t->data;
+    if (ch->sess == NULL || ch->client == NULL)
+        return;
+    if (yamux_session_ping_outstanding(ch->sess)) {
+        http_client_close(ch->client, UV_ETIMEDOUT, "the proxy did not answer a ping", 1);
+        return;
+    }
+    yamux_session_ping(ch->sess, uv_now(ch->pc->loop));
 }
 
 static void ch_on_head(void *arg, const http_head_t *head)
@@ -307,6 +343,7 @@ static void ch_on_head(void *arg, const http_head_t *head)
     }
     ch->state = CH_UP;
     ch->backoff_ms = 0;
+    uv_timer_start(&ch->ping, on_ping, CHANNEL_PING_MS, CHANNEL_PING_MS);
     log_info("proxy_channel.up", "url=%s", ch->url);
 }
 
@@ -351,6 +388,7 @@ static void ch_on_close(void *arg, int err, const char *why)
     channel_t *ch = arg;
     uint64_t now = uv_now(ch->pc->loop);
     ch->client = NULL;
+    uv_timer_stop(&ch->ping);
     if (ch->sess != NULL) {
         log_warn("proxy_channel.down", "url=%s why=\"%s\"", ch->url, why);
         /* Every stream ends with YAMUX_CLOSE_SESSION: their requests fail, nothing else. */
@@ -415,6 +453,9 @@ static channel_t *channel_for(proxy_channels_t *pc, const char *url)
     ch->pc = pc;
     snprintf(ch->url, sizeof(ch->url), "%s", url);
     ch->retry_at = uv_now(pc->loop);
+    uv_timer_init(pc->loop, &ch->ping);
+    ch->ping.data = ch;
+    pc->timers_open++;
     ch->next = pc->channels;
     pc->channels = ch;
     pc->nchannels++;

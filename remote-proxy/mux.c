@@ -145,6 +145,8 @@ static const tunnel_stream_ops_t dev_ops = {dev_on_data, dev_on_fin, dev_on_writ
 /* The JSON error forward/raw gives, then the end of our side of the stream. */
 static void ms_refuse(mux_stream_t *ms, int status, const char *code, const char *message)
 {
+    free(ms->head); /* what follows on the stream is dropped, never read as a head again */
+    ms->head = NULL;
     json_t *doc = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
     char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
@@ -218,8 +220,6 @@ static size_t ms_read_head(mux_stream_t *ms, const char *data, size_t len)
             return off + ms_start(ms, data + off, len - off);
         case HTTP_READER_ERROR: {
             int status = http_reader_error_status(&ms->head->reader);
-            free(ms->head);
-            ms->head = NULL;
             ms_refuse(ms, status, status == 431 ? "HEADERS_TOO_LARGE" : "BAD_REQUEST",
                       "The stream's request head is malformed.");
             return len;

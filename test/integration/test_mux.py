@@ -113,9 +113,13 @@ def test_malformed_stream_head_is_400_and_the_channel_lives_on():
         eq(int(hd["content-length"]), len(body))
         check("error" in json.loads(body), body)
         # An unknown device: forward/raw's JSON error, with its length.
-        gone = m.open(stream_head("dev-nobody"))
+        # Bytes behind a refused head are dropped, never read as another head.
+        request = b"GET /hello HTTP/1.1\r\nHost: d\r\n\r\n"
+        gone = m.open(stream_head("dev-nobody", request))
+        m.frame(DATA, 0, gone, request)
         status, hd, body = parse(m.until(gone, lambda s: s["fin"])["data"])
         eq((status, json.loads(body)["error"]["code"]), (502, "TUNNEL_DISCONNECTED"))
+        eq(int(hd["content-length"]), len(body), "one answer, nothing after it")
         # The same channel still carries exchanges: the device's request right behind the head,
         # without waiting for the 101.
         ok = m.open(stream_head(dev, b"GET /hello HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n"))
