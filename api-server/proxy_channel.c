@@ -275,12 +275,9 @@ static const yamux_callbacks channel_callbacks = {
 
 /* ---- the channel's connection ---- */
 
-static void on_ping_timer_closed(uv_handle_t *h)
+/* The end of the manager: every channel (their timers closed), then done. */
+static void channels_free(proxy_channels_t *pc)
 {
-    channel_t *ch = h->data;
-    proxy_channels_t *pc = ch->pc;
-    if (--pc->timers_open > 0)
-        return;
     while (pc->channels != NULL) {
         channel_t *c = pc->channels;
         pc->channels = c->next;
@@ -293,6 +290,13 @@ static void on_ping_timer_closed(uv_handle_t *h)
         done(arg);
 }
 
+static void on_ping_timer_closed(uv_handle_t *h)
+{
+    channel_t *ch = h->data;
+    if (--ch->pc->timers_open == 0)
+        channels_free(ch->pc);
+}
+
 /* Closing, and no channel has a connection any more: the timers go, then the manager. */
 static void channels_maybe_done(proxy_channels_t *pc)
 {
@@ -302,11 +306,7 @@ static void channels_maybe_done(proxy_channels_t *pc)
         if (ch->client != NULL)
             return;
     if (pc->channels == NULL) {
-        void (*done)(void *) = pc->done;
-        void *arg = pc->done_arg;
-        free(pc);
-        if (done != NULL)
-            done(arg);
+        channels_free(pc);
         return;
     }
     for (channel_t *ch = pc->channels; ch != NULL; ch = ch->next)
