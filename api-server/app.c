@@ -5,6 +5,7 @@
 
 #include "api-server/device_presence.h"
 #include "api-server/guard.h"
+#include "api-server/proxy_channel.h"
 #include "api-server/oidc_provider.h"
 #include "api-server/push_hub.h"
 #include "api-server/routes.h"
@@ -41,6 +42,13 @@ static void on_db_closed(void *arg)
     app->rows = NULL;
 }
 
+/* The front door's clients ended with their requests, the channels just now. */
+static void on_channels_closed(void *arg)
+{
+    (void)arg;
+    http_client_cleanup();
+}
+
 static void on_http_closed(void *arg)
 {
     api_app_t *app = arg;
@@ -52,7 +60,8 @@ static void on_http_closed(void *arg)
     pgpool_close(app->db, on_db_closed, app);
     redis_close(app->redis, on_redis_closed, app);
     http_server_free(app->http);
-    http_client_cleanup(); /* the front door's clients ended with their requests */
+    proxy_channels_close(app->channels, on_channels_closed, app);
+    app->channels = NULL;
     daemon_signals_stop();
 }
 
@@ -105,6 +114,11 @@ int api_serve(const api_config_t *cfg)
             log_error("api.start_failed", "reason=oidc error=\"%s\"", err);
             return 1;
         }
+    }
+    app.channels = proxy_channels_new(&loop, cfg->internal_token);
+    if (app.channels == NULL) {
+        log_error("api.start_failed", "reason=memory");
+        return 1;
     }
     device_presence_start(&app);
     if ((app.push = push_hub_new(&app)) == NULL) {

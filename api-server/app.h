@@ -24,6 +24,7 @@ typedef struct api_app {
     struct oidc_provider *oidc; /* NULL when OIDC sign-in is off */
     mfa_keys_t *mfa_keys; /* TOTP secrets at rest, from EDGEGATE_MFA_KEY (+ retired keys) */
     struct push_hub *push; /* real-time sockets (push_hub.h); freed after Redis is closed */
+    struct proxy_channels *channels; /* one channel per proxy replica (proxy_channel.h) */
     int stopping;
 } api_app_t;
 

@@ -6,7 +6,8 @@
  *   2. The proxy replica holding the device's tunnel is `tunnel:route:<id>` in Redis (several
  *      replicas), else EDGEGATE_INTERNAL_URL.
  *   3. Plain requests: POST /internal/forward/raw upgrades to a byte pipe onto a new stream on
- *      the device's tunnel; the request goes through it as HTTP/1.1 (Connection: close) and the
+ *      the device's tunnel (sent over a stream of the replica's channel when it is up,
+ *      proxy_channel.h, else over a connection of its own); the request goes through it as HTTP/1.1 (Connection: close) and the
  *      device's response is read as it arrives and relayed as it arrives, with backpressure:
  *      when the browser reads slowly the pipe stops being read, the proxy's yamux window
  *      closes, and the device stops sending. Memory per request stays at one socket read plus
@@ -26,6 +27,7 @@
 #include "api-server/db.h"
 #include "api-server/device.h"
 #include "api-server/handlers.h"
+#include "api-server/proxy_channel.h"
 #include "api-server/request.h"
 #include "common/buf.h"
 #include "common/http_client.h"
@@ -53,6 +55,7 @@ typedef struct front {
     http_conn_t *conn; /* WebSocket: the browser's connection after the 101 */
     enum front_phase phase;
     int websocket;
+    int via_channel; /* a stream of the replica's channel, not a connection of its own */
     int refs; /* the client, and the browser connection once spliced */
     int status; /* the proxy's refusal */
     int body_chunked; /* the browser's body is re-chunked towards the device */
@@ -463,8 +466,15 @@ static void open_stream(http_request_t *req, const char *device_id, const char *
     f->websocket = slice_eq(http_request_method(req), "GET") &&
                    slice_case_eq(http_request_header(req, "upgrade"), "websocket");
     const char *why = NULL;
-    f->client = http_client_open(api_app(req)->loop, base_url, &proxy_client_cfg, &proxy_ops,
-                                 f, &why);
+    /* WebSocket upgrades keep a connection of their own (forward/ws); plain requests take a
+     * stream of the replica's channel when it is up. */
+    if (!f->websocket)
+        f->client = proxy_channel_client(api_app(req)->channels, base_url, &proxy_client_cfg,
+                                         &proxy_ops, f);
+    f->via_channel = f->client != NULL;
+    if (f->client == NULL)
+        f->client = http_client_open(api_app(req)->loop, base_url, &proxy_client_cfg,
+                                     &proxy_ops, f, &why);
     if (f->client == NULL) {
         log_error("front_door.bad_route", "device=%s why=\"%s\"", device_id, why);
         free(f);
@@ -477,7 +487,8 @@ static void open_stream(http_request_t *req, const char *device_id, const char *
     snprintf(bearer, sizeof(bearer), "Bearer %s", cfg->internal_token);
     http_header_t h[HTTP_MAX_HEADERS];
     size_t n = 0;
-    h[n++] = (http_header_t){SLICE_LIT("Authorization"), slice_from(bearer)};
+    if (!f->via_channel) /* the channel was authenticated when it opened */
+        h[n++] = (http_header_t){SLICE_LIT("Authorization"), slice_from(bearer)};
     h[n++] = (http_header_t){SLICE_LIT("X-Device-Id"), slice_from(f->device_id)};
     h[n++] = (http_header_t){SLICE_LIT("X-Request-Id"), slice_from(http_request_id(req))};
     h[n++] = (http_header_t){SLICE_LIT("Connection"), SLICE_LIT("Upgrade")};
@@ -486,7 +497,8 @@ static void open_stream(http_request_t *req, const char *device_id, const char *
     if (!f->websocket) {
         h[n++] = (http_header_t){SLICE_LIT("Upgrade"), SLICE_LIT("edgegate-stream")};
         rc = http_client_request(f->client, "POST", SLICE_LIT("/internal/forward/raw"),
-                                 SLICE_NULL, h, n, 0);
+                                 f->via_channel ? SLICE_LIT("remote-proxy") : SLICE_NULL, h, n,
+                                 0);
     } else {
         /* The browser's handshake headers travel to the device; the proxy keeps the rest. */
         const http_head_t *bh = http_request_head(req);

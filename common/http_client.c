@@ -169,6 +169,8 @@ struct http_client {
     int resolver_owned;
     resolve_req_t resolve;
     link_t *link;
+    const http_client_pipe_ops_t *pipe_ops; /* a pipe its owner provides instead of a link */
+    void *pipe;
     uv_timer_t timer;
     unsigned timeout_ms;
     buf_t early; /* bytes written before the connection is up */
@@ -211,6 +213,10 @@ void http_client_close(http_client_t *c, int err, const char *why, int reset)
         else
             link_close(c->link, err, c->why);
         return; /* link's on_close finishes */
+    }
+    if (c->pipe != NULL) {
+        c->pipe_ops->close(c->pipe, reset);
+        return; /* http_client_pipe_closed finishes */
     }
     if (c->link_gone)
         return; /* called from inside link_on_close, which finishes */
@@ -407,6 +413,7 @@ static void link_on_close(void *arg, int err, const char *why)
 {
     http_client_t *c = arg;
     c->link = NULL;
+    c->pipe = NULL;
     c->link_gone = 1;
     if (!c->closing && c->state == ST_READING && err == UV_EOF) {
         /* The server's close may be what ends the response. */
@@ -454,6 +461,36 @@ static void on_resolved(resolve_req_t *rq, int status, const struct sockaddr *co
     link_connect(c->link, addrs, n); /* a failure ends in link_on_close */
 }
 
+/* A client without its transport yet; NULL when memory runs out. */
+static http_client_t *client_new(uv_loop_t *loop, const http_client_config_t *cfg,
+                                 const http_client_ops_t *ops, void *arg)
+{
+    http_client_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->max_head = cfg->max_head ? cfg->max_head : DEFAULT_MAX_HEAD;
+    c->arena = c->max_head == DEFAULT_MAX_HEAD ? recycle_alloc(&arena_bin) : malloc(c->max_head);
+    if (c->arena == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->loop = loop;
+    c->cfg = cfg;
+    c->ops = ops;
+    c->arg = arg;
+    c->timeout_ms = cfg->timeout_ms;
+    http_reader_init_response(&c->reader);
+    return c;
+}
+
+/* From here on the client ends only through on_close. */
+static void client_start(http_client_t *c)
+{
+    uv_timer_init(c->loop, &c->timer);
+    c->timer.data = c;
+    arm_timer(c);
+}
+
 http_client_t *http_client_open(uv_loop_t *loop, const char *url, const http_client_config_t *cfg,
                                 const http_client_ops_t *ops, void *arg, const char **why)
 {
@@ -464,36 +501,58 @@ http_client_t *http_client_open(uv_loop_t *loop, const char *url, const http_cli
         *why = "an https:// URL needs a TLS client context";
         return NULL;
     }
-    http_client_t *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
+    http_client_t *c = client_new(loop, cfg, ops, arg);
+    if (c != NULL)
+        c->resolver = resolver_for(loop, u.host, u.port, &c->resolver_owned);
+    if (c == NULL || c->resolver == NULL) {
+        if (c != NULL) {
+            arena_free(c);
+            free(c);
+        }
         *why = "out of memory";
         return NULL;
     }
-    c->max_head = cfg->max_head ? cfg->max_head : DEFAULT_MAX_HEAD;
-    c->arena = c->max_head == DEFAULT_MAX_HEAD ? recycle_alloc(&arena_bin) : malloc(c->max_head);
-    c->resolver = c->arena ? resolver_for(loop, u.host, u.port, &c->resolver_owned) : NULL;
-    if (c->resolver == NULL) {
-        arena_free(c);
-        free(c);
-        *why = "out of memory";
-        return NULL;
-    }
-    c->loop = loop;
-    c->cfg = cfg;
-    c->ops = ops;
-    c->arg = arg;
     c->url = u;
     /* The slices point into the caller's string; only the host (copied) is used later. */
     c->url.authority = c->url.path = SLICE_NULL;
-    c->timeout_ms = cfg->timeout_ms;
     c->early = BUF_INIT(cfg->max_queue ? cfg->max_queue : DEFAULT_MAX_QUEUE);
-    http_reader_init_response(&c->reader);
-    uv_timer_init(loop, &c->timer);
-    c->timer.data = c;
-    arm_timer(c);
+    client_start(c);
     c->resolve.data = c;
     resolver_get(c->resolver, &c->resolve, on_resolved);
     return c;
+}
+
+/* ---- over a pipe its owner provides ---- */
+
+http_client_t *http_client_open_pipe(uv_loop_t *loop, const http_client_config_t *cfg,
+                                     const http_client_ops_t *ops, void *arg,
+                                     const http_client_pipe_ops_t *pipe_ops, void *pipe)
+{
+    http_client_t *c = client_new(loop, cfg, ops, arg);
+    if (c == NULL)
+        return NULL;
+    c->url.port = 80; /* the owner names the Host of every request */
+    c->pipe_ops = pipe_ops;
+    c->pipe = pipe;
+    c->open = 1; /* the pipe is there: nothing is staged in early */
+    c->early = BUF_INIT(0);
+    client_start(c);
+    return c;
+}
+
+void http_client_pipe_data(http_client_t *c, const void *data, size_t len)
+{
+    link_on_data(c, data, len);
+}
+
+void http_client_pipe_drain(http_client_t *c)
+{
+    link_on_drain(c);
+}
+
+void http_client_pipe_closed(http_client_t *c, int err, const char *why)
+{
+    link_on_close(c, err, why);
 }
 
 /* ---- writing ---- */
@@ -508,6 +567,12 @@ long http_client_write(http_client_t *c, const void *data, size_t len)
             return UV_ENOBUFS;
         }
         return (long)c->early.len;
+    }
+    if (c->pipe != NULL) {
+        long queued = c->pipe_ops->write(c->pipe, data, len);
+        if (queued < 0)
+            fail(c, (int)queued, "the pipe refused the bytes");
+        return queued;
     }
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     return link_write(c->link, &b, 1);
@@ -581,6 +646,8 @@ void http_client_pause(http_client_t *c, int paused)
     c->paused = paused ? 1 : 0;
     if (c->link != NULL && !c->closing)
         link_pause(c->link, paused);
+    else if (c->pipe != NULL && !c->closing)
+        c->pipe_ops->pause(c->pipe, paused);
 }
 
 void http_client_cleanup(void)

@@ -128,6 +128,33 @@ void http_client_set_timeout(http_client_t *c, unsigned timeout_ms);
  * with err (0 for an ordinary close). Idempotent. */
 void http_client_close(http_client_t *c, int err, const char *why, int reset);
 
+/*
+ * The same client over a byte pipe its owner provides (a yamux stream): no URL, no connecting;
+ * requests must name their Host. The client calls pipe_ops, never from inside the owner's
+ * http_client_pipe_* calls except close:
+ *   write  takes (copies) every byte; returns the bytes now waiting in the pipe, or <0 when
+ *          the pipe cannot take them (the client then fails).
+ *   pause  stop (1) or resume (0) delivering the peer's bytes.
+ *   close  the client is done (reset: abort the pipe, else end it after what is written). The
+ *          owner answers with http_client_pipe_closed(), from inside close or later.
+ * The owner reports the pipe's events: its bytes (http_client_pipe_data), an empty write
+ * queue (http_client_pipe_drain) and its end (http_client_pipe_closed: err 0, UV_EOF when the
+ * peer ended it, or an error; exactly once, and no pipe_ops call follows it). on_close follows
+ * from the loop as for a connection. NULL when memory runs out.
+ */
+typedef struct http_client_pipe_ops {
+    long (*write)(void *pipe, const void *data, size_t len);
+    void (*pause)(void *pipe, int paused);
+    void (*close)(void *pipe, int reset);
+} http_client_pipe_ops_t;
+
+http_client_t *http_client_open_pipe(uv_loop_t *loop, const http_client_config_t *cfg,
+                                     const http_client_ops_t *ops, void *arg,
+                                     const http_client_pipe_ops_t *pipe_ops, void *pipe);
+void http_client_pipe_data(http_client_t *c, const void *data, size_t len);
+void http_client_pipe_drain(http_client_t *c);
+void http_client_pipe_closed(http_client_t *c, int err, const char *why);
+
 /* Releases the process-wide resolver cache and flush handles. */
 void http_client_cleanup(void);
 

@@ -66,6 +66,7 @@ static const http_route_t internal_routes[] = {
     {"POST", "/internal/forward/http", proxy_forward_http, FORWARD_HTTP_MAX_BODY, NULL, 0},
     {"POST", "/internal/forward/raw", proxy_forward_raw, 0, NULL, 0},
     {"GET", "/internal/forward/ws", proxy_forward_ws, 0, NULL, 0},
+    {"GET", "/internal/mux", proxy_mux, 0, NULL, 0},
 };
 
 static const http_route_t tunnel_routes[] = {

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "remote-proxy/routes.h"
+#include "proto/yamux_pump.h"
 
 /* The device's answer to a relayed WebSocket handshake: a head, nothing more. */
 #define MAX_RELAY_HEAD (16 * 1024)
@@ -28,8 +29,7 @@ typedef struct splice {
     http_conn_t *conn;
     yamux_stream *st;
     http_request_t *req; /* forward/ws until the device has answered the handshake */
-    char *pending;       /* client bytes the stream's window did not take yet */
-    size_t pending_len, pending_off;
+    yamux_pump_t to_device; /* client bytes into the stream, the rest kept for its window */
     size_t unconsumed;   /* device bytes handed to the connection, not yet written by it */
     unsigned client_eof : 1;
     /* forward/ws: the device's response head, parsed as it arrives */
@@ -63,7 +63,7 @@ static void splice_maybe_free(splice_t *s)
 {
     if (s->conn != NULL || s->st != NULL || s->req != NULL)
         return;
-    free(s->pending);
+    yamux_pump_free(&s->to_device);
     buf_free(&s->head);
     free(s);
 }
@@ -72,24 +72,11 @@ static void splice_maybe_free(splice_t *s)
 
 static void push_to_device(splice_t *s)
 {
-    while (s->pending_off < s->pending_len) {
-        ssize_t n = yamux_stream_write(s->st, s->pending + s->pending_off,
-                                       s->pending_len - s->pending_off);
-        if (n < 0) {
-            yamux_stream_reset(s->st);
-            return;
-        }
-        if (n == 0)
-            return; /* on_writable resumes */
-        s->pending_off += (size_t)n;
-        metric_add(m_bytes_to_device, (double)n);
-    }
-    free(s->pending);
-    s->pending = NULL;
-    s->pending_len = s->pending_off = 0;
-    if (s->client_eof)
-        yamux_stream_close(s->st);
-    else if (s->conn != NULL)
+    ssize_t n = yamux_pump_flush(&s->to_device);
+    if (n < 0)
+        return;
+    metric_add(m_bytes_to_device, (double)n);
+    if (yamux_pump_pending(&s->to_device) == 0 && !s->client_eof && s->conn != NULL)
         http_conn_pause(s->conn, 0);
 }
 
@@ -98,29 +85,13 @@ static void conn_on_data(void *arg, const char *data, size_t len)
     splice_t *s = arg;
     if (s->st == NULL)
         return;
-    if (s->pending == NULL) {
-        ssize_t n = yamux_stream_write(s->st, data, len);
-        if (n < 0) {
-            yamux_stream_reset(s->st);
-            return;
-        }
-        metric_add(m_bytes_to_device, (double)n);
-        if ((size_t)n == len)
-            return;
-        data += n;
-        len -= (size_t)n;
-    }
-    /* Keep the rest (at most one read: the connection is paused now) for when the window
-     * reopens. */
-    char *grown = realloc(s->pending, s->pending_len + len);
-    if (grown == NULL) {
-        yamux_stream_reset(s->st);
+    ssize_t n = yamux_pump_write(&s->to_device, data, len);
+    if (n < 0)
         return;
-    }
-    memcpy(grown + s->pending_len, data, len);
-    s->pending = grown;
-    s->pending_len += len;
-    http_conn_pause(s->conn, 1);
+    metric_add(m_bytes_to_device, (double)n);
+    /* The rest (at most this read) waits for the window: no more reads until it is out. */
+    if (yamux_pump_pending(&s->to_device) > 0)
+        http_conn_pause(s->conn, 1);
 }
 
 static void conn_on_drain(void *arg)
@@ -135,8 +106,8 @@ static void conn_on_eof(void *arg)
 {
     splice_t *s = arg;
     s->client_eof = 1;
-    if (s->st != NULL && s->pending == NULL)
-        yamux_stream_close(s->st); /* half-close: the device may still answer */
+    if (s->st != NULL)
+        yamux_pump_finish(&s->to_device); /* half-close: the device may still answer */
 }
 
 static void conn_on_close(void *arg)
@@ -202,8 +173,7 @@ static void st_on_writable(void *arg, yamux_stream *st)
 {
     splice_t *s = arg;
     (void)st;
-    if (s->pending != NULL)
-        push_to_device(s);
+    push_to_device(s);
 }
 
 static void st_on_closed(void *arg, yamux_stream *st, yamux_close_reason reason)
@@ -211,6 +181,7 @@ static void st_on_closed(void *arg, yamux_stream *st, yamux_close_reason reason)
     splice_t *s = arg;
     (void)st;
     s->st = NULL;
+    s->to_device.dst = NULL;
     if (s->req != NULL) {
         http_reply_error(s->req, 502, reason == YAMUX_CLOSE_SESSION ? "TUNNEL_DISCONNECTED"
                                                                     : "TUNNEL_ERROR",
@@ -248,6 +219,7 @@ static splice_t *splice_open(http_request_t *req)
     s->head = BUF_INIT(MAX_RELAY_HEAD);
     int err = 0;
     s->st = tunnel_open_stream(t, &s->binding, &err);
+    s->to_device.dst = s->st;
     if (s->st == NULL) {
         free(s);
         http_reply_error(req, 502, "TUNNEL_ERROR", yamux_strerror(err));

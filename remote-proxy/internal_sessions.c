@@ -51,12 +51,12 @@ void proxy_session_close(http_request_t *req)
     http_reply_json(req, 200, json_pack("{s:b}", "closed", 1));
 }
 
-tunnel_t *proxy_tunnel_or_reply(http_request_t *req, const char *device_id,
-                                const char *session_token)
+tunnel_t *proxy_tunnel_named(const http_head_t *head, const char *device_id,
+                            const char *session_token, proxy_refusal_t *no)
 {
     char dev[128], sess[64];
     if (device_id == NULL) {
-        slice_t h = http_request_header(req, "x-device-id");
+        slice_t h = http_head_header(head, "x-device-id");
         if (h.len > 0 && h.len < sizeof(dev)) {
             memcpy(dev, h.ptr, h.len);
             dev[h.len] = '\0';
@@ -64,7 +64,7 @@ tunnel_t *proxy_tunnel_or_reply(http_request_t *req, const char *device_id,
         }
     }
     if (device_id == NULL && session_token == NULL) {
-        slice_t h = http_request_header(req, "x-session-token");
+        slice_t h = http_head_header(head, "x-session-token");
         if (h.len > 0 && h.len < sizeof(sess)) {
             memcpy(sess, h.ptr, h.len);
             sess[h.len] = '\0';
@@ -72,11 +72,21 @@ tunnel_t *proxy_tunnel_or_reply(http_request_t *req, const char *device_id,
         }
     }
     if (device_id == NULL && session_token == NULL) {
-        http_reply_error(req, 400, "MISSING_DEVICE", "Name the device (device_id or X-Device-Id).");
+        *no = (proxy_refusal_t){400, "MISSING_DEVICE", "Name the device (device_id or X-Device-Id)."};
         return NULL;
     }
     tunnel_t *t = device_id ? tunnel_find_device(device_id) : tunnel_find_session(session_token);
     if (t == NULL)
-        http_reply_error(req, 502, "TUNNEL_DISCONNECTED", "The device is not connected.");
+        *no = (proxy_refusal_t){502, "TUNNEL_DISCONNECTED", "The device is not connected."};
+    return t;
+}
+
+tunnel_t *proxy_tunnel_or_reply(http_request_t *req, const char *device_id,
+                                const char *session_token)
+{
+    proxy_refusal_t no;
+    tunnel_t *t = proxy_tunnel_named(http_request_head(req), device_id, session_token, &no);
+    if (t == NULL)
+        http_reply_error(req, no.status, no.code, no.message);
     return t;
 }

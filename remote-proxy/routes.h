@@ -16,6 +16,18 @@ void proxy_session_close(http_request_t *req);      /* POST /internal/session/{d
 void proxy_forward_http(http_request_t *req);       /* POST /internal/forward/http */
 void proxy_forward_raw(http_request_t *req);        /* POST /internal/forward/raw */
 void proxy_forward_ws(http_request_t *req);         /* GET /internal/forward/ws */
+void proxy_mux(http_request_t *req);                /* GET /internal/mux */
+
+/* Why a forward cannot go on: the status and JSON error it is answered with. */
+typedef struct proxy_refusal {
+    int status;
+    const char *code, *message; /* static strings */
+} proxy_refusal_t;
+
+/* The tunnel a forward's head names (X-Device-Id / X-Session-Token, or the given values); NULL
+ * with *no set: 400 MISSING_DEVICE or 502 TUNNEL_DISCONNECTED. */
+tunnel_t *proxy_tunnel_named(const http_head_t *head, const char *device_id,
+                             const char *session_token, proxy_refusal_t *no);
 
 /*
  * The tunnel a forward names: X-Device-Id / X-Session-Token headers (or the given values).

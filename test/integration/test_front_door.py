@@ -10,10 +10,11 @@ import time
 
 import websockets
 
-from harness import RemoteProxy, build_request, check, eq, read_response, wait_until
+from harness import (RemoteProxy, build_request, check, eq, read_response, request,
+                     wait_until)
 from test_accounts import ADMIN, Deployment, rcli
 from test_edge_agent import EdgeAgent
-from tunnel_kit import HttpTarget, pattern_sha256
+from tunnel_kit import HttpTarget, listen_threaded, pattern_sha256
 
 
 class Stack:
@@ -29,6 +30,9 @@ class Stack:
             f"http://127.0.0.1:{self.proxy.internal_port}")
         self.target = target
         self.agent = None
+        # Streams the proxy's channel had carried once it was up (connect_agent); at the end the
+        # test's requests must have gone over it.
+        self.channel_baseline = None
 
     def __enter__(self):
         self.proxy.start()
@@ -42,10 +46,16 @@ class Stack:
         return self
 
     def __exit__(self, *exc):
+        over_channel = None
+        if exc[0] is None and self.channel_baseline is not None and self.proxy.proc.poll() is None:
+            over_channel = (proxy_metric(self.proxy, "edgegate_mux_streams_total") >
+                            self.channel_baseline)
         if self.agent is not None:
             self.agent.stop()
         self.dep.__exit__(*exc)
         self.proxy.__exit__(*exc)
+        check(over_channel is not False,
+              "the requests did not go over the api-server's channel to the proxy")
 
     def add_device(self, owner_token, name):
         """Paired the way a person pairs one: a code from the owner, exchanged by the device."""
@@ -56,10 +66,21 @@ class Stack:
         eq(st, 200, f"exchange: {doc}")
         return doc["device_id"], doc["token"]
 
-    def connect_agent(self, target_addr):
+    def connect_agent(self, target_addr, channel=True):
         self.agent = EdgeAgent(self.proxy, self.device_token, target_addr)
         wait_until(lambda: rcli("EXISTS", f"tunnel:route:{self.device_id}") == "1",
                    timeout=15, what="the device's tunnel")
+        if channel:
+            self.wait_channel()
+
+    def wait_channel(self, proxy=None):
+        """The first front-door request opens the api-server's channel to the proxy (and takes
+        a connection of its own meanwhile); from then on requests are streams of it."""
+        proxy = proxy or self.proxy
+        self.get("hello")
+        wait_until(lambda: proxy_metric(proxy, "edgegate_mux_channels") == 1, timeout=15,
+                   what="the api-server's channel to the proxy")
+        self.channel_baseline = proxy_metric(proxy, "edgegate_mux_streams_total")
 
     def path(self, rest, device_id=None):
         return f"/api/devices/{device_id or self.device_id}/proxy/{rest}"
@@ -68,6 +89,17 @@ class Stack:
         h = dict(headers or {})
         return self.dep.call(method, self.path(rest, device_id), token=token or self.alice,
                              headers=h, body=body)
+
+
+def proxy_metric(proxy, name):
+    """One unlabelled sample of the proxy's /metrics (0 when absent)."""
+    st, _, body = request("127.0.0.1", proxy.internal_port, "GET", "/metrics",
+                          {"Authorization": f"Bearer {proxy.env['EDGEGATE_INTERNAL_TOKEN']}"})
+    eq(st, 200, "proxy /metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def raw_exchange(port, method, path, headers, body=b"", timeout=60):
@@ -337,7 +369,7 @@ def test_websocket_echo_through_the_front_door():
     target = WsEchoTarget()
     try:
         with Stack() as st:
-            st.connect_agent(target.addr)
+            st.connect_agent(target.addr, channel=False)  # WebSockets keep their own connection
             url = f"ws://127.0.0.1:{st.dep.api.port}{st.path('live?feed=1')}"
 
             async def talk():
@@ -368,3 +400,139 @@ def test_websocket_echo_through_the_front_door():
             eq(asyncio.run(stranger()), 404)
     finally:
         target.close()
+
+
+# ---- the api-server's channel to the proxy (GET /internal/mux) ----
+
+def test_64_concurrent_requests_share_one_channel():
+    with HttpTarget() as target, Stack() as st:
+        st.connect_agent(target.addr)
+        sizes = [1000 + 7919 * i for i in range(64)]
+        results = [None] * 64
+
+        def fetch(i):
+            s = raw_exchange(st.dep.api.port, "GET", st.path(f"bytes/{sizes[i]}"),
+                             {"Authorization": f"Bearer {st.alice}"})
+            try:
+                results[i] = read_response(s)[:3]
+            finally:
+                s.close()
+
+        threads = [threading.Thread(target=fetch, args=(i,)) for i in range(64)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for i, r in enumerate(results):
+            check(r is not None, f"request {i} did not finish")
+            status, _, body = r
+            eq(status, 200, f"request {i}")
+            eq(len(body), sizes[i], f"request {i} length")
+            eq(hashlib.sha256(body).hexdigest(), pattern_sha256(sizes[i]), f"request {i} bytes")
+        eq(proxy_metric(st.proxy, "edgegate_mux_channels"), 1.0, "one channel")
+        check(proxy_metric(st.proxy, "edgegate_mux_streams_total") >= st.channel_baseline + 64,
+              "every request was a stream of the channel")
+
+
+def test_proxy_restart_cuts_only_in_flight_requests_then_the_channel_returns():
+    size = 100 * 1024 * 1024
+    with HttpTarget() as target, Stack() as st:
+        st.connect_agent(target.addr)
+        # A download in flight over the channel when the proxy dies.
+        s = raw_exchange(st.dep.api.port, "GET", st.path(f"bytes/{size}"),
+                         {"Authorization": f"Bearer {st.alice}"}, timeout=30)
+        status, hd, _, rest = read_response(s, head_only=True)
+        eq(status, 200)
+        got = len(rest) + len(s.recv(65536))
+        st.proxy.kill()
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+        s.close()
+        check(got < size, "the in-flight download was cut, not completed")
+        # The api-server lives on; the proxy comes back on the same ports.
+        eq(st.dep.status("GET", "/api/agents/me", token=st.admin), 200)
+        st.proxy.start()
+        wait_until(lambda: rcli("EXISTS", f"tunnel:route:{st.device_id}") == "1" and
+                   st.get("hello")[0] == 200, timeout=30, what="the device back through the proxy")
+        # The next requests succeed: over a connection of their own until the channel is back,
+        # then over the channel again.
+        for _ in range(5):
+            eq(st.get("hello")[:2], (200, b"hello, world\n"))
+        wait_until(lambda: proxy_metric(st.proxy, "edgegate_mux_channels") == 1, timeout=15,
+                   what="the channel reopened")
+        before = proxy_metric(st.proxy, "edgegate_mux_streams_total")
+        for _ in range(5):
+            eq(st.get("hello")[:2], (200, b"hello, world\n"))
+        check(proxy_metric(st.proxy, "edgegate_mux_streams_total") >= before + 5,
+              "the requests went over the reopened channel")
+        st.channel_baseline = None
+
+
+class NoMuxFront:
+    """An older proxy as far as the channel goes: in front of the real proxy's internal port,
+    it answers GET /internal/mux with 404 and relays every other connection byte for byte."""
+
+    def __init__(self, backend_port):
+        self.backend_port = backend_port
+        self.mux_asked = 0
+        self.sock = listen_threaded(self._serve, backlog=128)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _serve(self, c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = c.recv(65536)
+            if not data:
+                c.close()
+                return
+            head += data
+        if head.startswith(b"GET /internal/mux "):
+            self.mux_asked += 1
+            body = b'{"error":{"code":"NOT_FOUND","message":"No such route."}}'
+            c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            c.close()
+            return
+        b = socket.create_connection(("127.0.0.1", self.backend_port))
+        b.sendall(head)
+        threading.Thread(target=self._pump, args=(b, c), daemon=True).start()
+        self._pump(c, b)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_proxy_without_the_channel_route_is_reached_the_old_way():
+    with HttpTarget() as target:
+        st = Stack()
+        front = NoMuxFront(st.proxy.internal_port)
+        # The proxy advertises the front in tunnel:route:*; the api-server falls back to it too.
+        st.proxy.env["EDGEGATE_INTERNAL_URL"] = front.url
+        st.dep.api.env["EDGEGATE_INTERNAL_URL"] = front.url
+        try:
+            with st:
+                st.connect_agent(target.addr, channel=False)
+                for _ in range(10):
+                    eq(st.get("hello")[:2], (200, b"hello, world\n"))
+                code, body, _ = st.get("echo", method="POST", body=b"x" * 100000)
+                eq((code, len(body)), (200, 100000))
+                eq(front.mux_asked, 1, "the channel was asked for once, then left alone")
+                eq(proxy_metric(st.proxy, "edgegate_mux_streams_total"), 0.0)
+                check("proxy_channel.refused" in st.dep.api.log_text(), "the refusal is logged")
+        finally:
+            front.close()

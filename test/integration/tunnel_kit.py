@@ -365,25 +365,33 @@ class HttpTarget:
         self.close()
 
 
+def listen_threaded(serve, backlog=64):
+    """A listening socket on 127.0.0.1; each connection is served by serve(conn) on a thread of
+    its own until the socket is closed."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(backlog)
+
+    def accept():
+        while True:
+            try:
+                c, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return sock
+
+
 class RawTarget:
     """A TCP target: 'echo' sends back what it gets; 'source N' sends N deterministic bytes."""
 
     def __init__(self, mode="echo", size=0):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
         self.mode, self.size = mode, size
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        self.sock = listen_threaded(self._serve)
+        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
 
     def _serve(self, c):
         try:

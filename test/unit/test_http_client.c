@@ -440,6 +440,128 @@ static void test_upgrade_then_raw(void **state)
     assert_int_equal(d.err, UV_EOF); /* the server's close, not the timeout: none in a pipe */
 }
 
+/* ---- a driven client over a pipe the test provides (as a yamux stream is) ---- */
+
+typedef struct test_pipe {
+    http_client_t *c;
+    char out[1024];
+    size_t out_len;
+    long queued; /* what write reports as waiting */
+    int paused, closes, reset, close_now;
+} test_pipe_t;
+
+static long tp_write(void *arg, const void *data, size_t len)
+{
+    test_pipe_t *p = arg;
+    assert_true(p->out_len + len < sizeof(p->out));
+    memcpy(p->out + p->out_len, data, len);
+    p->out_len += len;
+    p->out[p->out_len] = '\0';
+    return p->queued;
+}
+
+static void tp_pause(void *arg, int paused)
+{
+    ((test_pipe_t *)arg)->paused = paused;
+}
+
+static void tp_close(void *arg, int reset)
+{
+    test_pipe_t *p = arg;
+    p->closes++;
+    p->reset = reset;
+    if (p->close_now)
+        http_client_pipe_closed(p->c, 0, "closed by its owner");
+}
+
+static const http_client_pipe_ops_t tp_ops = {tp_write, tp_pause, tp_close};
+
+static void d_drain(void *arg)
+{
+    ((driven_t *)arg)->ends += 100; /* told apart from on_end */
+}
+
+static const http_client_ops_t dp_ops = {d_head, d_body, d_end, d_data, d_drain, d_close};
+
+static void test_pipe_carries_the_same_exchange(void **state)
+{
+    (void)state;
+    driven_t d = {.second_request = 1};
+    test_pipe_t p = {.close_now = 1};
+    http_client_config_t cfg = {.timeout_ms = 5000};
+    d.c = p.c = http_client_open_pipe(&loop, &cfg, &dp_ops, &d, &tp_ops, &p);
+    assert_non_null(d.c);
+    http_header_t h[] = {{slice_from("Connection"), slice_from("Upgrade")},
+                         {slice_from("Upgrade"), slice_from("edgegate-stream")}};
+    assert_int_equal(http_client_request(d.c, "POST", slice_from("/internal/forward/raw"),
+                                         slice_from("proxy"), h, 2, 0),
+                     0);
+    /* Written through the pipe at once: nothing waits for a connection. */
+    assert_non_null(strstr(p.out, "POST /internal/forward/raw HTTP/1.1\r\nHost: proxy\r\n"));
+    /* The 101 and the device's answer, split anywhere. */
+    char in[512];
+    int n = snprintf(in, sizeof(in), "%sHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                     upgrade_reply);
+    for (int i = 0; i < n; i += 7)
+        http_client_pipe_data(d.c, in + i, (size_t)(n - i < 7 ? n - i : 7));
+    assert_int_equal(d.heads, 2);
+    assert_int_equal(d.statuses[0], 101);
+    assert_int_equal(d.statuses[1], 200);
+    assert_int_equal(d.ends, 1);
+    assert_memory_equal(d.body, "hello", 5);
+    assert_non_null(strstr(p.out, "GET /device HTTP/1.1\r\nHost: dev\r\n"));
+    /* Backpressure and drain go through the pipe both ways. */
+    http_client_pause(d.c, 1);
+    assert_int_equal(p.paused, 1);
+    http_client_pause(d.c, 0);
+    assert_int_equal(p.paused, 0);
+    http_client_pipe_drain(d.c);
+    assert_int_equal(d.ends, 101);
+    http_client_close(d.c, 0, "done", 0);
+    assert_int_equal(p.closes, 1);
+    assert_int_equal(p.reset, 0);
+    assert_int_equal(d.closes, 0); /* from the loop, never inside the call */
+    assert_int_equal(run_until_int(&loop, &d.closes, 1, 5000), 0);
+    assert_int_equal(d.err, 0);
+}
+
+static void test_pipe_end_by_the_peer_ends_a_close_delimited_response(void **state)
+{
+    (void)state;
+    driven_t d = {0};
+    test_pipe_t p = {0};
+    http_client_config_t cfg = {.timeout_ms = 5000};
+    d.c = p.c = http_client_open_pipe(&loop, &cfg, &dp_ops, &d, &tp_ops, &p);
+    assert_int_equal(http_client_request(d.c, "GET", slice_from("/x"), slice_from("dev"), NULL,
+                                         0, -1),
+                     0);
+    const char *in = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end";
+    http_client_pipe_data(d.c, in, strlen(in));
+    assert_int_equal(d.ends, 0);
+    http_client_pipe_closed(d.c, UV_EOF, "the peer ended the stream");
+    assert_int_equal(d.ends, 1);
+    assert_memory_equal(d.body, "until the end", 13);
+    assert_int_equal(run_until_int(&loop, &d.closes, 1, 5000), 0);
+    assert_int_equal(d.err, UV_EOF);
+    assert_int_equal(p.closes, 0); /* the pipe ended by itself: nothing to close */
+}
+
+static void test_pipe_write_refused_fails_the_client(void **state)
+{
+    (void)state;
+    driven_t d = {0};
+    test_pipe_t p = {.queued = UV_ENOBUFS};
+    http_client_config_t cfg = {.timeout_ms = 5000};
+    d.c = p.c = http_client_open_pipe(&loop, &cfg, &dp_ops, &d, &tp_ops, &p);
+    assert_true(http_client_request(d.c, "GET", slice_from("/x"), slice_from("dev"), NULL, 0,
+                                    -1) < 0);
+    assert_int_equal(p.closes, 1); /* the client gave up on the pipe */
+    assert_int_equal(p.reset, 1);
+    http_client_pipe_closed(d.c, 0, "reset");
+    assert_int_equal(run_until_int(&loop, &d.closes, 1, 5000), 0);
+    assert_int_equal(d.err, UV_ENOBUFS);
+}
+
 static void test_head_request_has_no_body(void **state)
 {
     (void)state;
@@ -528,6 +650,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fetch_refuses_unusable_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_then_http, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_then_raw, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipe_carries_the_same_exchange, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipe_end_by_the_peer_ends_a_close_delimited_response,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipe_write_refused_fails_the_client, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_head_request_has_no_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_too_large, setup, teardown),
     };
