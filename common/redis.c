@@ -26,6 +26,11 @@
  * and stops the handle): a refused connect or a reset socket would hang forever. We attach
  * with redisLibuvAttach and then swap in event hooks whose callback treats an error as
  * readiness, so hiredis reads the socket error and disconnects.
+ *
+ * Writes on a connected context do not ask epoll for writability (two epoll_ctl calls per
+ * command, and the bytes would wait for the next poll): the commands of a loop turn are written
+ * together at its end, from a check handle, as common/link.c does; only a write the kernel
+ * could not take whole arms the real poll.
  */
 #include "common/redis.h"
 
@@ -256,6 +261,8 @@ struct rconn {
     int dropping;                /* inside our redisAsyncFree(): onDisconnect is ours to ignore */
     const char *drop_reason;     /* the error pending callbacks get while we free the context */
     const char *handshake_error; /* AUTH/SELECT refused: drop on the next idle turn */
+    unsigned flush_wanted : 1;   /* commands buffered this turn: written at its end */
+    unsigned flushing : 1;       /* inside that write: a partial one arms the real poll */
 };
 
 struct redis {
@@ -266,6 +273,8 @@ struct redis {
     struct rconn cmd, sub;
     uv_timer_t watchdog;
     uv_idle_t idle;
+    uv_check_t flush;      /* writes the turn's commands at its end */
+    uv_idle_t flush_awake; /* keeps the loop from sleeping in poll while a flush is due */
     struct redis_req *failed_head, *failed_tail;
     struct redis_sub *subs, *subs_tail;
     int starting; /* the first command-connection attempt is still running */
@@ -350,6 +359,8 @@ static void redis_ev_update(redisLibuvEvents *p)
 static void redis_ev_add_read(void *privdata)
 {
     redisLibuvEvents *p = privdata;
+    if (p->events & UV_READABLE)
+        return;
     p->events |= UV_READABLE;
     redis_ev_update(p);
 }
@@ -361,9 +372,45 @@ static void redis_ev_del_read(void *privdata)
     redis_ev_update(p);
 }
 
+static void redis_flush_awake_cb(uv_idle_t *idle)
+{
+    (void)idle;
+}
+
+static void redis_flush_cb(uv_check_t *check)
+{
+    redis *r = check->data;
+    uv_check_stop(&r->flush);
+    uv_idle_stop(&r->flush_awake);
+    struct rconn *conns[2] = {&r->cmd, &r->sub};
+    for (int i = 0; i < 2; i++) {
+        struct rconn *c = conns[i];
+        if (!c->flush_wanted)
+            continue;
+        c->flush_wanted = 0;
+        if (c->ac == NULL)
+            continue; /* dropped meanwhile: its callbacks have had their answer */
+        c->flushing = 1;
+        redisAsyncHandleWrite(c->ac); /* may disconnect, which clears c->ac */
+        c->flushing = 0;
+    }
+}
+
 static void redis_ev_add_write(void *privdata)
 {
     redisLibuvEvents *p = privdata;
+    if (p->events & UV_WRITABLE)
+        return;
+    struct rconn *c = p->context != NULL ? p->context->data : NULL;
+    /* While connecting, writability is how hiredis learns the connect finished: poll. */
+    if (c != NULL && !c->flushing && (c->state == RCONN_READY || c->state == RCONN_HANDSHAKE)) {
+        if (!c->flush_wanted) {
+            c->flush_wanted = 1;
+            uv_check_start(&c->r->flush, redis_flush_cb);
+            uv_idle_start(&c->r->flush_awake, redis_flush_awake_cb);
+        }
+        return;
+    }
     p->events |= UV_WRITABLE;
     redis_ev_update(p);
 }
@@ -371,6 +418,8 @@ static void redis_ev_add_write(void *privdata)
 static void redis_ev_del_write(void *privdata)
 {
     redisLibuvEvents *p = privdata;
+    if (!(p->events & UV_WRITABLE))
+        return;
     p->events &= ~UV_WRITABLE;
     redis_ev_update(p);
 }
@@ -891,6 +940,8 @@ static void redis_teardown(redis *r)
         c->state = RCONN_CLOSED;
     }
     uv_timer_stop(&r->watchdog);
+    uv_check_stop(&r->flush);
+    uv_idle_stop(&r->flush_awake);
     int subs = 0;
     for (const struct redis_sub *s = r->subs; s != NULL; s = s->next)
         subs++;
@@ -953,13 +1004,15 @@ static void redis_idle_cb(uv_idle_t *idle)
         return;
     }
     r->close_phase = 2;
-    r->handles_open = 4;
+    r->handles_open = 6;
     r->cmd.timer.data = r;
     r->sub.timer.data = r;
     uv_close((uv_handle_t *)&r->cmd.timer, redis_handle_closed);
     uv_close((uv_handle_t *)&r->sub.timer, redis_handle_closed);
     uv_close((uv_handle_t *)&r->watchdog, redis_handle_closed);
     uv_close((uv_handle_t *)&r->idle, redis_handle_closed);
+    uv_close((uv_handle_t *)&r->flush, redis_handle_closed);
+    uv_close((uv_handle_t *)&r->flush_awake, redis_handle_closed);
 }
 
 void redis_close(redis *r, redis_done_cb done, void *arg)
@@ -1009,6 +1062,10 @@ redis *redis_new(uv_loop_t *loop, const char *url, const redis_options *options)
                    (uint64_t)redis_watchdog_ms);
     uv_idle_init(loop, &r->idle);
     r->idle.data = r;
+    uv_check_init(loop, &r->flush);
+    r->flush.data = r;
+    uv_idle_init(loop, &r->flush_awake);
+    r->flush_awake.data = r;
     rconn_connect(&r->cmd);
     return r;
 }
