@@ -21,6 +21,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))   # each wrk run; must stay <= 15
 CONNS = 50
+BULK_RUNS = 3   # 1 GiB transfers per bulk row; the best one counts
 # BENCH_CPU=1: after each wrk run, log the CPU each process spent per request (where the time
 # goes, without perf). BENCH_ONLY=small: stop after the small-GET section (quick iterations).
 CPU_BREAKDOWN = os.environ.get("BENCH_CPU") == "1"
@@ -591,15 +592,17 @@ def main():
 
     # 2. bulk
     log("bulk 1 GiB")
+    # Best of BULK_RUNS for every row alike: one transfer takes under a second, and a single
+    # one swings with whatever else the two cores do (direct ranged 1.5-3.2 GB/s run to run).
     bulk_direct(target)    # warm-up: the page cache and nginx, so neither row pays for it
-    bd = bulk_direct(target)
+    bd = max(bulk_direct(target) for _ in range(BULK_RUNS))
     log(f"direct bulk {bd:.0f} MB/s")
     with PeakRss([proxy.proc.pid, agent.pid]) as peak:
-        br = bulk_raw(proxy, device)
+        br = max(bulk_raw(proxy, device) for _ in range(BULK_RUNS))
     log(f"forward/raw bulk {br:.0f} MB/s; peak RSS proxy {peak.peak[proxy.proc.pid]} KiB,"
         f" agent {peak.peak[agent.pid]} KiB")
     with PeakRss([api.proc.pid, proxy.proc.pid, agent.pid]) as fpeak:
-        bf = bulk_front(api, device, token)
+        bf = max(bulk_front(api, device, token) for _ in range(BULK_RUNS))
     log(f"full-path bulk {bf:.0f} MB/s; peak RSS api {fpeak.peak[api.proc.pid]} KiB")
     row("Bulk 1 GiB, one stream · direct from nginx", bd, "MB/s")
     row("Bulk 1 GiB, one stream · forward/raw via tunnel", br, "MB/s", bd, "direct nginx", target=0.30)
