@@ -7,7 +7,8 @@
  *      replicas), else EDGEGATE_INTERNAL_URL.
  *   3. Plain requests: POST /internal/forward/raw upgrades to a byte pipe onto a new stream on
  *      the device's tunnel (sent over a stream of the replica's channel when it is up,
- *      proxy_channel.h, else over a connection of its own); the request goes through it as HTTP/1.1 (Connection: close) and the
+ *      proxy_channel.h, else over a connection of its own); the request goes through it as
+ *      HTTP/1.1 (Connection: close) and the
  *      device's response is read as it arrives and relayed as it arrives, with backpressure:
  *      when the browser reads slowly the pipe stops being read, the proxy's yamux window
  *      closes, and the device stops sending. Memory per request stays at one socket read plus

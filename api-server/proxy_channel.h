@@ -20,8 +20,9 @@
  * own bound applies (past PROXY_STREAM_MAX_PENDING the write fails). While the channel's
  * connection has more than its high-water mark queued, no stream writes into it. While the
  * client is paused, what arrives is kept unconsumed (at most one window), so the proxy's window
- * closes. A yamux ping every 15 s finds a channel whose peer vanished without a word. The channel's failure ends its streams (their clients see UV_ECONNRESET); a stream's
- * failure is its own.
+ * closes. A yamux ping every 15 s finds a channel whose peer vanished without a word. The
+ * channel's failure ends its streams (their clients see UV_ECONNRESET); a stream's failure is
+ * its own.
  *
  * proxy_channels_close() closes every channel; done(arg) runs once the last one is gone (from
  * the loop, or at once when there is none), and the manager is freed. Single loop, one thread.
